@@ -1,0 +1,323 @@
+"""python analysis/tables.py [--tracking-uri URI] [--experiment NAME] [--select best|latest] [--out-dir analysis] [--readme README.md]
+
+Rebuilds the reference project's accuracy tables from the runs in MLflow
+(`make tables`): one row per model family, the best finished run by
+validation accuracy (or, with --select latest, the newest finished run).
+FAILED/KILLED runs never count; a family without a finished run keeps its row
+and says so. Families that no reference table lists go to "Other models",
+so no run vanishes. A study table summarises every search study.
+
+Writes analysis/results.md, analysis/results_<table>.csv, analysis/studies.csv
+and, with --readme, rewrites the README between the results markers.
+"""
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis import _format as fmt
+from analysis._runs import Run, RunStore, is_model_run, model_runs, study_parents
+from imdb_sentiment import paths
+from imdb_sentiment.errors import UserError, run_main
+
+REFERENCE_CSV = Path(__file__).with_name("reference.csv")
+# Table key (reference.csv's `table` column) -> heading; also the order of the tables.
+TABLE_TITLES = {
+    "word_vectors": "Neural networks on word vectors",
+    "encoders": "Pretrained encoders",
+    "deberta_peft": "DeBERTa PEFT",
+    "unsloth_rdrop_scl": "Unsloth, R-Drop and SCL",
+}
+OTHER_TABLE = "other"
+OTHER_TITLE = "Other models (no reference row)"
+SELECTIONS = ("best", "latest")
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
+
+MODEL_COLUMNS = ["family", "model", "run_id", "test_acc", "test_auc", "best_val_acc",
+                 "best_epoch", "train_seconds", "device", "trainable_params",
+                 "reference_acc_low", "reference_acc", "diff", "note"]
+STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
+                 "device_hours", "best_value", "best_params", "best_run_id", "best_run_url",
+                 "note"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    table: str
+    family: str
+    acc_low: float | None  # set when the reference reports a range
+    acc: float | None      # what the difference is taken against (a range's high end)
+    note: str
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    rows: list[dict]
+
+
+def load_reference(path: Path = REFERENCE_CSV) -> list[Reference]:
+    """The reference project's reported accuracies, checked so a typo fails loudly."""
+    def number(text, where):
+        if not text.strip():
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"{where}: {text!r} is not a number") from None
+
+    references, seen = [], set()
+    with open(path, newline="", encoding="utf-8") as file:
+        for line, row in enumerate(csv.DictReader(file), start=2):
+            where = f"{path}:{line}"
+            if row["table"] not in TABLE_TITLES:
+                raise UserError(f"{where}: unknown table {row['table']!r}; "
+                                f"known: {', '.join(TABLE_TITLES)}")
+            if row["family"] in seen:
+                raise UserError(f"{where}: family {row['family']!r} listed twice")
+            seen.add(row["family"])
+            references.append(Reference(row["table"], row["family"],
+                                        number(row["reference_acc_low"], where),
+                                        number(row["reference_acc"], where), row["note"]))
+    return references
+
+
+def select_run(runs: list[Run], select: str) -> Run | None:
+    """The run that stands for a family; ties go to the newer run."""
+    if not runs:
+        return None
+    if select == "latest":
+        return max(runs, key=lambda r: (r.start_time, r.run_id))
+    # Runs without a validation accuracy rank below every run that has one.
+    return max(runs, key=lambda r: ("best_val_acc" in r.metrics,
+                                    r.metrics.get("best_val_acc", 0.0), r.start_time, r.run_id))
+
+
+def model_row(family: str, run: Run | None, reference: Reference | None,
+              unfinished: list[Run]) -> dict:
+    ref_acc = reference.acc if reference else None
+    notes = [reference.note] if reference and reference.note else []
+    row = dict.fromkeys(MODEL_COLUMNS)
+    row.update(family=family, reference_acc_low=reference.acc_low if reference else None,
+               reference_acc=ref_acc)
+    if run is None:
+        statuses = sorted(r.status for r in unfinished)
+        seen = f" ({', '.join(statuses)})" if statuses else ""
+        row["note"] = "; ".join([f"no finished run{seen}"] + notes)
+        return row
+
+    metrics = run.metrics
+
+    def as_int(key):
+        return int(metrics[key]) if key in metrics else None
+
+    test_acc = metrics.get("test_acc")
+    row.update(model=run.tags.get("model", ""), run_id=run.run_id, test_acc=test_acc,
+               test_auc=metrics.get("test_auc"), best_val_acc=metrics.get("best_val_acc"),
+               best_epoch=as_int("best_epoch"), train_seconds=metrics.get("train_seconds"),
+               device=run.tags.get("device") or run.params.get("device", ""),
+               trainable_params=as_int("trainable_params"),
+               # Rounded: accuracy over 25,000 reviews has 5 decimals; float noise beyond is not data.
+               diff=(round(test_acc - ref_acc, 5)
+                     if test_acc is not None and ref_acc is not None else None),
+               note="; ".join(notes))
+    return row
+
+
+def model_tables(runs: list[Run], references: list[Reference], select: str) -> list[Table]:
+    """The four reference tables (plus "other" when needed), one row per family."""
+    finished = model_runs(runs)
+    by_family: dict[str, list[Run]] = {}
+    for run in finished:
+        by_family.setdefault(run.family, []).append(run)
+    # Runs that never finished, to say why a family has no result.
+    unfinished: dict[str, list[Run]] = {}
+    for run in runs:
+        if is_model_run(run) and not run.finished:
+            unfinished.setdefault(run.family, []).append(run)
+
+    tables = []
+    for key, title in TABLE_TITLES.items():
+        rows = [model_row(ref.family, select_run(by_family.get(ref.family, []), select), ref,
+                          unfinished.get(ref.family, []))
+                for ref in references if ref.table == key]
+        tables.append(Table(key, title, rows))
+    listed = {ref.family for ref in references}
+    others = sorted(family for family in by_family if family not in listed)
+    if others:
+        tables.append(Table(OTHER_TABLE, OTHER_TITLE,
+                            [model_row(f, select_run(by_family[f], select), None, []) for f in others]))
+    return tables
+
+
+def study_rows(runs: list[Run], run_url) -> list[dict]:
+    """One row per study: its newest finished parent run, which holds the study's totals."""
+    parents: dict[str, list[Run]] = {}
+    for run in study_parents(runs):
+        parents.setdefault(run.tags.get("study", run.name), []).append(run)
+
+    rows = []
+    for study in sorted(parents):
+        row = dict.fromkeys(STUDY_COLUMNS)
+        row["study"] = study
+        finished = [r for r in parents[study] if r.finished]
+        if not finished:
+            statuses = sorted(r.status for r in parents[study])
+            row["note"] = f"no finished study run ({', '.join(statuses)})"
+            rows.append(row)
+            continue
+        parent = max(finished, key=lambda r: (r.start_time, r.run_id))
+        metrics = parent.metrics
+
+        def as_int(key):
+            return int(metrics[key]) if key in metrics else None
+
+        best_params = sorted((k.removeprefix("best."), v) for k, v in parent.params.items()
+                             if k.startswith("best."))
+        best_child = parent.tags.get("best_child_run_id")
+        row.update(family=parent.tags.get("family", ""),
+                   trials_finished=as_int("n_trials_finished"),
+                   trials_pruned=as_int("n_trials_pruned"),
+                   trials_failed=as_int("n_trials_failed"),
+                   device_hours=metrics.get("device_hours_spent"),
+                   best_value=metrics.get("best_value"),
+                   best_params=", ".join(f"{k}={v}" for k, v in best_params),
+                   best_run_id=best_child,
+                   best_run_url=run_url(best_child) if best_child else None,
+                   note="")
+        rows.append(row)
+    return rows
+
+
+def short_model_name(model: str) -> str:
+    """A local checkpoint path shows as its folder name: the README must not carry
+    one machine's paths. Hub names such as `microsoft/deberta-v3-base` stay whole."""
+    return PurePosixPath(model).name if model.startswith(("/", "~", ".")) else model
+
+
+def model_markdown(table: Table) -> str:
+    header = ["Family", "Model", "Test acc", "Test AUC", "Best val acc (epoch)",
+              "Training time", "Device", "Trainable params", "Reference", "Diff", "Note"]
+    cells = []
+    for row in table.rows:
+        if row["run_id"] is None:
+            model, best_val = "—", ""  # the note says why
+        else:
+            model = f"`{short_model_name(row['model'])}`" if row["model"] else ""
+            best_val = fmt.fixed(row["best_val_acc"])
+            if row["best_epoch"] is not None:
+                best_val += f" ({row['best_epoch']})"
+        reference = fmt.fixed(row["reference_acc"], 3)
+        if row["reference_acc_low"] is not None:
+            reference = f"{fmt.fixed(row['reference_acc_low'], 3)}–{reference}"
+        cells.append([row["family"], model, fmt.fixed(row["test_acc"]), fmt.fixed(row["test_auc"]),
+                      best_val, fmt.duration(row["train_seconds"]), row["device"] or "",
+                      fmt.count(row["trainable_params"]), reference,
+                      fmt.fixed(row["diff"], 3, signed=True), row["note"] or ""])
+    return fmt.markdown_table(header, cells)
+
+
+def study_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "No search studies in this experiment yet."
+    header = ["Study", "Family", "Finished", "Pruned", "Failed", "Device-hours",
+              "Best value", "Best params", "Best run", "Note"]
+    cells = []
+    for row in rows:
+        link = f"[{row['best_run_id'][:8]}]({row['best_run_url']})" if row["best_run_id"] else ""
+        cells.append([row["study"], row["family"] or "",
+                      *("" if row[k] is None else str(row[k])
+                        for k in ("trials_finished", "trials_pruned", "trials_failed")),
+                      fmt.fixed(row["device_hours"], 2), fmt.fixed(row["best_value"]),
+                      row["best_params"] or "", link, row["note"] or ""])
+    return fmt.markdown_table(header, cells)
+
+
+def render_markdown(tables: list[Table], studies: list[dict], experiment: str, select: str) -> str:
+    """The results section: the same text goes to results.md and the README."""
+    rule = ("the finished run with the best validation accuracy" if select == "best"
+            else "the newest finished run")
+    parts = [f"Generated by `python analysis/tables.py` from MLflow experiment `{experiment}`: "
+             f"one row per model family, {rule}. Diff = test accuracy minus the reference "
+             "project's reported accuracy."]
+    for table in tables:
+        parts += [f"### {table.title}", model_markdown(table)]
+    parts += ["### Hyperparameter searches", study_markdown(studies)]
+    return "\n\n".join(parts) + "\n"
+
+
+def replace_between_markers(text: str, content: str, where: str) -> str:
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < 0 or end < start:
+        raise UserError(f"{where}: no results section to rewrite; add the lines "
+                        f"{README_START} and {README_END} (in that order) where the tables go")
+    return text[:start + len(README_START)] + "\n" + content + text[end:]
+
+
+def write_outputs(tables: list[Table], studies: list[dict], markdown: str, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "results.md"]
+    written[0].write_text("# Results\n\n" + markdown, encoding="utf-8")
+    for table in tables:
+        path = out_dir / f"results_{table.key}.csv"
+        fmt.write_csv(path, MODEL_COLUMNS, table.rows)
+        written.append(path)
+    fmt.write_csv(out_dir / "studies.csv", STUDY_COLUMNS, studies)
+    written.append(out_dir / "studies.csv")
+    return written
+
+
+def build(store: RunStore, select: str, ui_url: str) -> tuple[list[Table], list[dict]]:
+    runs = store.runs()
+    tables = model_tables(runs, load_reference(), select)
+    studies = study_rows(runs, lambda run_id: store.run_url(ui_url, run_id))
+    return tables, studies
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
+    parser.add_argument("--experiment", default=None,
+                        help="experiment name (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
+    parser.add_argument("--select", choices=SELECTIONS, default="best",
+                        help="which finished run stands for a family (default: best by validation accuracy)")
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent,
+                        help="where results.md and the CSV files go (default: analysis/)")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="also rewrite this file between the results markers")
+    parser.add_argument("--ui-url", default=DEFAULT_UI_URL,
+                        help=f"MLflow UI address for the run links (default: {DEFAULT_UI_URL})")
+    args = parser.parse_args(argv)
+
+    # Check the README first: a missing marker should not cost a store read.
+    readme_text = None
+    if args.readme is not None:
+        if not args.readme.is_file():
+            raise UserError(f"{args.readme}: file not found")
+        readme_text = args.readme.read_text(encoding="utf-8")
+        replace_between_markers(readme_text, "", str(args.readme))
+
+    store = RunStore(args.tracking_uri or paths.default_tracking_uri(),
+                     args.experiment or paths.experiment_name())
+    tables, studies = build(store, args.select, args.ui_url)
+    markdown = render_markdown(tables, studies, store.experiment_name, args.select)
+    for path in write_outputs(tables, studies, markdown, args.out_dir):
+        print(f"wrote {path}")
+    if readme_text is not None:
+        args.readme.write_text(replace_between_markers(readme_text, markdown, str(args.readme)),
+                               encoding="utf-8")
+        print(f"updated {args.readme}")
+
+
+if __name__ == "__main__":
+    run_main(main)

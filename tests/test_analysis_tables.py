@@ -1,0 +1,171 @@
+"""analysis/tables.py against a real SQLite MLflow store filled with known runs."""
+
+import subprocess
+import sys
+
+import pytest
+
+from analysis import tables
+from imdb_sentiment.errors import UserError
+from analysis._fake_runs import log_run, new_store
+from imdb_sentiment.paths import REPO_ROOT
+
+
+def model(family, name, device="cpu", **metrics):
+    return dict(tags={"family": family, "model": name, "device": device}, metrics=metrics)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module: creating a SQLite store costs seconds."""
+    uri, client, exp = new_store(tmp_path_factory.mktemp("store"))
+    ids = {}
+    # lstm: two finished runs; the better one is older. A FAILED run with the
+    # highest validation accuracy of all, and a trial, must never count.
+    ids["lstm_best"] = log_run(client, exp, 1, **model(
+        "lstm", "bilstm", test_acc=0.8812, test_auc=0.95123, best_val_acc=0.89, best_epoch=3,
+        train_seconds=3725, trainable_params=1_234_567))
+    ids["lstm_new"] = log_run(client, exp, 2, **model(
+        "lstm", "lstm", test_acc=0.85, test_auc=0.93, best_val_acc=0.86, best_epoch=2,
+        train_seconds=42, trainable_params=980))
+    log_run(client, exp, 3, status="FAILED", **model("lstm", "bilstm", best_val_acc=0.99))
+    # gru: only a killed run -> its row stays and says so.
+    log_run(client, exp, 4, status="KILLED", **model("gru", "bigru", best_val_acc=0.9))
+    # bert: a reference given as a range, diff against the high end.
+    ids["bert"] = log_run(client, exp, 5, **model(
+        "bert", "bert-base-uncased", device="cuda", test_acc=0.9312, test_auc=0.98,
+        best_val_acc=0.935, best_epoch=1, train_seconds=5400.4, trainable_params=109_483_778))
+    # A family no reference table lists -> "other", not dropped; a local path
+    # as model name shows as its last part.
+    ids["logreg"] = log_run(client, exp, 6, **model("logreg", "/opt/models/logreg", test_acc=0.88,
+                                                    best_val_acc=0.88))
+    # A study: parent with totals, one good trial (family lstm!), one failed trial.
+    parent = log_run(client, exp, 7, tags={"study_parent": "true", "study": "lstm-search",
+                                           "family": "lstm"},
+                     params={"best.lr": 0.001, "best.dropout": 0.3},
+                     metrics={"best_value": 0.912, "device_hours_spent": 1.234,
+                              "n_trials_finished": 5, "n_trials_pruned": 3,
+                              "n_trials_failed": 1})
+    trial = {"study": "lstm-search", "mlflow.parentRunId": parent, "family": "lstm",
+             "model": "bilstm", "device": "cpu"}
+    ids["best_trial"] = log_run(client, exp, 8, tags={**trial, "trial_number": 0},
+                                metrics={"test_acc": 0.95, "best_val_acc": 0.912})
+    log_run(client, exp, 9, status="FAILED", tags={**trial, "trial_number": 1})
+    client.set_tag(parent, "best_child_run_id", ids["best_trial"])
+    # A study whose only parent run was killed: a row with a note.
+    log_run(client, exp, 10, status="KILLED", tags={"study_parent": "true", "study": "cnn-search"})
+    return uri, exp, ids
+
+
+def run_tables(store, tmp_path, *extra):
+    uri, _, _ = store
+    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment",
+                 "--out-dir", str(tmp_path), *extra])
+    return tmp_path
+
+
+def test_word_vector_table_best_run_per_family(store, tmp_path):
+    out = run_tables(store, tmp_path)
+    ids = store[2]
+    assert (out / "results_word_vectors.csv").read_text() == (
+        "family,model,run_id,test_acc,test_auc,best_val_acc,best_epoch,train_seconds,device,"
+        "trainable_params,reference_acc_low,reference_acc,diff,note\n"
+        f"lstm,bilstm,{ids['lstm_best']},0.8812,0.95123,0.89,3,3725.0,cpu,1234567,,0.878,0.0032,\n"
+        "gru,,,,,,,,,,,0.857,,no finished run (KILLED)\n"
+        "cnn,,,,,,,,,,,0.721,,no finished run\n"
+        "cnn-lstm,,,,,,,,,,,0.78,,no finished run\n"
+        "attention-lstm,,,,,,,,,,,0.807,,no finished run\n"
+        "capsule-lstm,,,,,,,,,,,0.843,,no finished run\n"
+        "transformer,,,,,,,,,,,0.554,,no finished run\n"
+        "tfidf,,,,,,,,,,,,,no finished run; no reference number\n")
+
+
+def test_latest_selection_skips_failed_runs(store, tmp_path):
+    out = run_tables(store, tmp_path, "--select", "latest")
+    lstm = (out / "results_word_vectors.csv").read_text().splitlines()[1]
+    assert lstm == f"lstm,lstm,{store[2]['lstm_new']},0.85,0.93,0.86,2,42.0,cpu,980,,0.878,-0.028,"
+
+
+def test_markdown_of_the_encoder_and_other_tables(store, tmp_path):
+    text = (run_tables(store, tmp_path) / "results.md").read_text()
+    assert (
+        "### Pretrained encoders\n\n"
+        "| Family | Model | Test acc | Test AUC | Best val acc (epoch) | Training time | Device "
+        "| Trainable params | Reference | Diff | Note |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| bert | `bert-base-uncased` | 0.9312 | 0.9800 | 0.9350 (1) | 1h 30m | cuda | 109M "
+        "| 0.901–0.938 | -0.007 | reported as a range; difference against the high end |\n"
+        "| distilbert | — |  |  |  |  |  |  | 0.908–0.929 |  "
+        "| no finished run; reported as a range; difference against the high end |\n"
+        "| roberta | — |  |  |  |  |  |  | 0.952 |  | no finished run |\n"
+        "| deberta | — |  |  |  |  |  |  |  |  "
+        "| no finished run; no reference number |\n"
+        "| modernbert | — |  |  |  |  |  |  |  |  "
+        "| no finished run; no reference number |\n\n"
+    ) in text
+    assert (
+        "### Other models (no reference row)\n\n"
+        "| Family | Model | Test acc | Test AUC | Best val acc (epoch) | Training time | Device "
+        "| Trainable params | Reference | Diff | Note |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| logreg | `logreg` | 0.8800 |  | 0.8800 |  | cpu |  |  |  |  |\n\n"
+    ) in text
+    # Every table of reference.csv is there, trials and parents in none.
+    assert text.count("### ") == 6
+    assert "| deberta-prefix | — |" in text.split("### DeBERTa PEFT")[1]
+
+
+def test_study_table(store, tmp_path):
+    out = run_tables(store, tmp_path, "--ui-url", "http://localhost:9999/")
+    uri, exp, ids = store
+    url = f"http://localhost:9999/#/experiments/{exp}/runs/{ids['best_trial']}"
+    assert (out / "studies.csv").read_text() == (
+        "study,family,trials_finished,trials_pruned,trials_failed,device_hours,best_value,"
+        "best_params,best_run_id,best_run_url,note\n"
+        "cnn-search,,,,,,,,,,no finished study run (KILLED)\n"
+        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.001",{ids["best_trial"]},{url},\n')
+    md = (out / "results.md").read_text().split("### Hyperparameter searches\n\n")[1]
+    assert md.splitlines()[3] == (
+        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.001 "
+        f"| [{ids['best_trial'][:8]}]({url}) |  |")
+
+
+def test_readme_rewritten_between_markers(store, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Lab\n\n## Results\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
+    out = run_tables(store, tmp_path, "--readme", str(readme))
+    text = readme.read_text()
+    generated = (out / "results.md").read_text().removeprefix("# Results\n\n")
+    assert text == ("# Lab\n\n## Results\n<!-- results:start -->\n" + generated
+                    + "<!-- results:end -->\nafter\n")
+    # Idempotent: a second run changes nothing.
+    run_tables(store, tmp_path, "--readme", str(readme))
+    assert readme.read_text() == text
+
+
+def test_readme_without_markers_is_a_clear_error(store, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Lab\n")
+    with pytest.raises(UserError, match="no results section.*results:start"):
+        run_tables(store, tmp_path, "--readme", str(readme))
+    assert not (tmp_path / "results.md").exists()
+
+
+def test_script_reports_unknown_experiment_in_one_line(store, tmp_path):
+    uri = store[0]
+    done = subprocess.run([sys.executable, "analysis/tables.py", "--tracking-uri", uri,
+                           "--experiment", "nope", "--out-dir", str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr == ("error: no experiment 'nope' in " + uri
+                           + " (experiments there: Default, imdb-sentiment); "
+                           "train something first or pass --experiment\n")
+
+
+def test_reference_file_is_complete():
+    references = tables.load_reference()
+    assert {r.table for r in references} == set(tables.TABLE_TITLES)
+    by_family = {r.family: r for r in references}
+    assert (by_family["bert"].acc_low, by_family["bert"].acc) == (0.901, 0.938)
+    assert by_family["deberta-prefix"].acc is None
+    assert len(references) == 23
