@@ -58,13 +58,22 @@ def model_runs(runs: list[Run]) -> list[Run]:
     return [run for run in runs if run.finished and is_model_run(run)]
 
 
-def study_parents(runs: list[Run]) -> list[Run]:
-    return [run for run in runs if run.is_study_parent]
+def study_parents(runs: list[Run]) -> dict[str, list[Run]]:
+    """Study name -> its parent runs (a study resumed later has several), sorted by name."""
+    parents: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.is_study_parent:
+            parents.setdefault(run.tags.get("study", run.name), []).append(run)
+    return dict(sorted(parents.items()))
 
 
 def trials_of(runs: list[Run], study: str) -> list[Run]:
     """Every trial of a study, whatever its status: pruned and failed trials are part of the story."""
     return [run for run in runs if run.is_trial and run.tags.get("study") == study]
+
+
+def latest(runs: list[Run]) -> Run:
+    return max(runs, key=lambda r: (r.start_time, r.run_id))
 
 
 class RunStore:

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the `analysis` package im
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis import _format as fmt
-from analysis._runs import Run, RunStore, is_model_run, model_runs, study_parents
+from analysis._runs import Run, RunStore, is_model_run, latest, model_runs, study_parents
 from imdb_sentiment import paths
 from imdb_sentiment.errors import UserError, run_main
 
@@ -95,7 +95,7 @@ def select_run(runs: list[Run], select: str) -> Run | None:
     if not runs:
         return None
     if select == "latest":
-        return max(runs, key=lambda r: (r.start_time, r.run_id))
+        return latest(runs)
     # Runs without a validation accuracy rank below every run that has one.
     return max(runs, key=lambda r: ("best_val_acc" in r.metrics,
                                     r.metrics.get("best_val_acc", 0.0), r.start_time, r.run_id))
@@ -160,21 +160,17 @@ def model_tables(runs: list[Run], references: list[Reference], select: str) -> l
 
 def study_rows(runs: list[Run], run_url) -> list[dict]:
     """One row per study: its newest finished parent run, which holds the study's totals."""
-    parents: dict[str, list[Run]] = {}
-    for run in study_parents(runs):
-        parents.setdefault(run.tags.get("study", run.name), []).append(run)
-
     rows = []
-    for study in sorted(parents):
+    for study, parents in study_parents(runs).items():
         row = dict.fromkeys(STUDY_COLUMNS)
         row["study"] = study
-        finished = [r for r in parents[study] if r.finished]
+        finished = [r for r in parents if r.finished]
         if not finished:
-            statuses = sorted(r.status for r in parents[study])
+            statuses = sorted(r.status for r in parents)
             row["note"] = f"no finished study run ({', '.join(statuses)})"
             rows.append(row)
             continue
-        parent = max(finished, key=lambda r: (r.start_time, r.run_id))
+        parent = latest(finished)
         metrics = parent.metrics
 
         def as_int(key):
