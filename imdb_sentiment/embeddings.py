@@ -1,0 +1,119 @@
+"""Word vectors for the embedding families: word2vec trained here, a file, or random.
+
+word2vec is trained with gensim on the training split plus the unlabelled
+reviews (the competition's own recipe) and cached on disk. A single worker
+and a hash function that does not depend on PYTHONHASHSEED make it the same
+vectors on every run with the same seed.
+"""
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .text import PAD_ID, Vocab
+
+
+def stable_hash(text: str) -> int:
+    # gensim seeds each word's initial vector with hashfxn(word + seed); Python's
+    # own hash() changes per process, which would make word2vec unrepeatable.
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def train_word2vec(token_lists, dim: int, seed: int, epochs: int = 5, window: int = 5,
+                   min_count: int = 2, workers: int = 1):
+    """A gensim KeyedVectors trained on token lists."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(sentences=token_lists, vector_size=dim, window=window, min_count=min_count,
+                     workers=workers, epochs=epochs, seed=seed, hashfxn=stable_hash, sg=0,
+                     negative=5, sample=1e-4)
+    return model.wv
+
+
+def load_or_train_word2vec(cache_path: Path, token_lists_fn, **settings):
+    from gensim.models import KeyedVectors
+
+    if cache_path.exists():
+        return KeyedVectors.load(str(cache_path)), True
+    vectors = train_word2vec(token_lists_fn(), **settings)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_path.with_name(cache_path.name + ".tmp")
+    vectors.save(str(tmp))
+    tmp.replace(cache_path)
+    return vectors, False
+
+
+def read_vectors_file(path: Path) -> dict[str, np.ndarray]:
+    """GloVe / word2vec vectors: text with or without a header line, or word2vec binary."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--embeddings {path}: file not found")
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    try:
+        header = first.decode("utf-8").split()
+        is_text = True
+    except UnicodeDecodeError:
+        header, is_text = [], False
+    if len(header) == 2 and all(part.isdigit() for part in header):
+        from gensim.models import KeyedVectors
+        binary = path.suffix == ".bin" or not _rest_is_text(path)
+        try:
+            kv = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        except (ValueError, UnicodeDecodeError, EOFError) as error:
+            raise UserError(f"--embeddings {path}: not a word2vec file ({error})") from None
+        return {word: kv[word] for word in kv.index_to_key}
+    if not is_text:
+        raise UserError(f"--embeddings {path}: binary file without a word2vec header")
+    vectors, dim = {}, None
+    with open(path, encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.rstrip().split(" ")
+            if len(parts) < 2:
+                continue
+            if dim is None:
+                dim = len(parts) - 1
+            if len(parts) - 1 != dim:
+                raise UserError(f"{path}:{number}: {len(parts) - 1} numbers, expected {dim}")
+            try:
+                vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+            except ValueError:
+                raise UserError(f"{path}:{number}: expected a word followed by numbers") from None
+    if not vectors:
+        raise UserError(f"--embeddings {path}: no vectors in file")
+    return vectors
+
+
+def _rest_is_text(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.readline()
+        sample = handle.read(4096)
+    try:
+        sample.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def embedding_matrix(vocab: Vocab, lookup, dim: int, seed: int) -> tuple[np.ndarray, float]:
+    """A [len(vocab), dim] matrix; words without a vector get small random ones.
+
+    Returns the matrix and the share of the vocabulary that had a vector.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.1, size=(len(vocab), dim)).astype(np.float32)
+    matrix[PAD_ID] = 0.0
+    found = 0
+    for index, token in enumerate(vocab.itos):
+        if index == PAD_ID:
+            continue
+        vector = lookup(token)
+        if vector is not None:
+            if len(vector) != dim:
+                raise UserError(f"--embeddings: vectors have {len(vector)} dimensions; "
+                                f"--embedding-dim is {dim}")
+            matrix[index] = vector
+            found += 1
+    return matrix, found / max(1, len(vocab) - 1)

@@ -1,0 +1,41 @@
+"""Where things live: the repo, the data directory, the MLflow store.
+
+Every path is relative to the repo (or comes from the environment), never a
+literal of one machine.
+"""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+MLFLOW_DIR = REPO_ROOT / "mlflow"
+DEFAULT_EXPERIMENT = "imdb-sentiment"
+
+
+def data_dir() -> Path:
+    """The data directory: $IMDB_DATA_DIR, else data/ in the repo."""
+    return Path(os.environ.get("IMDB_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def cache_dir(data_root: Path) -> Path:
+    """Preprocessing caches live beside the data they were made from."""
+    return Path(data_root) / "cache"
+
+
+def default_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a SQLite store under mlflow/."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    """Artifacts of experiments this project creates in a local store."""
+    return (MLFLOW_DIR / "artifacts").as_uri()
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)

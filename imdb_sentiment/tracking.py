@@ -1,0 +1,212 @@
+"""MLflow behind a few functions: scripts never call the MLflow client directly.
+
+    with start_run(run_name, tags, params):   # FINISHED / FAILED / KILLED
+        log_epoch(epoch, {...}); log_final({...}); log_file(path)
+
+A run that raises ends FAILED; Ctrl-C or SIGTERM ends it KILLED; only a run
+that returns normally is FINISHED.
+"""
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import paths
+from .config import flatten
+
+_PACKAGES = ("torch", "transformers", "peft", "optuna", "mlflow", "gensim", "scikit-learn",
+             "numpy", "pandas", "bitsandbytes")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that runs end KILLED, not FINISHED."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(f"signal {signum}")
+
+
+def _artifact_location_for(uri: str) -> str | None:
+    """A local store keeps its artifacts beside its database, not in the cwd."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        db_path = Path(uri[len("sqlite:///"):])
+        return (db_path.parent / "artifacts").resolve().as_uri()
+    if parsed.scheme in ("", "file"):
+        return None
+    return None
+
+
+def configure(tracking_uri: str | None = None, experiment: str | None = None) -> str:
+    """Point MLflow at the store and experiment; returns the experiment id."""
+    import mlflow
+
+    uri = tracking_uri or paths.default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    name = experiment or paths.experiment_name()
+    found = mlflow.get_experiment_by_name(name)
+    if found is None:
+        try:
+            experiment_id = mlflow.create_experiment(name, artifact_location=_artifact_location_for(uri))
+        except Exception:  # created meanwhile by a concurrent worker
+            found = mlflow.get_experiment_by_name(name)
+            if found is None:
+                raise
+            experiment_id = found.experiment_id
+    else:
+        experiment_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _git(*args) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def provenance() -> dict:
+    """Where a run came from: code version, packages, machine."""
+    info = {
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for package in _PACKAGES:
+        try:
+            info[f"version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return info
+
+
+@contextmanager
+def start_run(run_name: str | None, tags: dict, params: dict | None = None,
+              tracking_uri: str | None = None, experiment: str | None = None,
+              nested: bool = False, parent_run_id: str | None = None, run_id: str | None = None):
+    """An MLflow run that ends FINISHED only if the block returns normally."""
+    import mlflow
+
+    if not nested and parent_run_id is None:
+        configure(tracking_uri, experiment)
+    in_main_thread = sys.modules["threading"].current_thread() is sys.modules["threading"].main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    run = mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
+                           parent_run_id=parent_run_id, tags={k: str(v) for k, v in tags.items()})
+    try:
+        if params:
+            log_params(params)
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def run_params(config, extra: dict | None = None) -> dict:
+    """The resolved config, flattened, plus provenance: logged once at run start."""
+    params = flatten(config)
+    params.update(provenance())
+    params.update(extra or {})
+    return params
+
+
+def log_params(params: dict) -> None:
+    import mlflow
+
+    # MLflow caps a param value's length; a longer one is cut, not an error.
+    mlflow.log_params({k: (str(v)[:6000] if v is not None else "None") for k, v in params.items()})
+
+
+def set_tags(tags: dict) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_epoch(epoch: int, metrics: dict) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=epoch)
+
+
+def log_final(metrics: dict) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+
+def log_file(path: Path, artifact_dir: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_dir)
+
+
+def log_text(text: str, name: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, name)
+
+
+def log_figure(figure, name: str) -> None:
+    import mlflow
+
+    mlflow.log_figure(figure, name)
+
+
+def log_dict(data: dict, name: str) -> None:
+    log_text(json.dumps(data, indent=2, default=str), name)
+
+
+def log_pytorch_model(model, name: str = "model") -> None:
+    import mlflow.pytorch
+    import torch
+
+    # Requirements named here: MLflow's inference of them imports and probes
+    # the whole environment, which costs more than the logging itself.
+    # pickle: the pt2 default traces forward() and needs an input example.
+    mlflow.pytorch.log_model(model.cpu(), name=name, serialization_format="pickle",
+                             pip_requirements=[f"torch=={metadata.version('torch')}"])
+
+
+def log_sklearn_model(model, name: str = "model") -> None:
+    import mlflow.sklearn
+
+    mlflow.sklearn.log_model(model, name=name,
+                             pip_requirements=[f"scikit-learn=={metadata.version('scikit-learn')}"])
+
+
+def log_directory(directory: Path, artifact_dir: str) -> None:
+    import mlflow
+
+    mlflow.log_artifacts(str(directory), artifact_path=artifact_dir)
+
+
+def active_run_id() -> str | None:
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def scratch_dir():
+    """A temporary folder for artifacts before they are logged."""
+    return tempfile.TemporaryDirectory(prefix="imdb-artifacts-")

@@ -1,0 +1,165 @@
+"""`make mlflow-ui`'s server, checked in a real headless Chromium (marker: browser).
+
+Starts analysis/_mlflow_ui.py (what the make target runs) on a free localhost
+port against a store holding one small finished run, and checks that the
+React app renders the experiment, the run and its test_acc.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from analysis._fake_runs import log_run, new_store
+from imdb_sentiment.paths import REPO_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+EXPERIMENT = "ui-check"
+RUN_NAME = "tiny-lstm"
+TEST_ACC = "0.8765"
+SERVER_START_S = 90  # MLflow's server imports a lot; a busy CI machine is slow
+RENDER_S = 30
+
+
+def require_browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if not missing:
+        return
+    message = (f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver")
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI installs them: a skip there would hide a broken setup
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ui_server(tmp_path):
+    """The UI serving a store with one finished run: (base URL, experiment id, run id)."""
+    uri, client, experiment_id = new_store(tmp_path / "store", EXPERIMENT)
+    run_id = log_run(client, experiment_id, 0, name=RUN_NAME,
+                     tags={"family": "lstm", "model": "bilstm", "device": "cpu"},
+                     metrics={"test_acc": float(TEST_ACC)})
+    port = free_port()
+    log_path = tmp_path / "mlflow-ui.log"
+    with open(log_path, "w") as log:
+        # Own session: the server's worker processes are stopped with it.
+        server = subprocess.Popen([sys.executable, "analysis/_mlflow_ui.py", "--port", str(port),
+                                   "--tracking-uri", uri], cwd=REPO_ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_health(base, server, log_path)
+        assert log_path.read_text().splitlines()[0] == (
+            f"MLflow UI: {base}  (store: {uri}; Ctrl-C to stop)")
+        yield base, experiment_id, run_id
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def wait_for_health(base, server, log_path):
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"MLflow UI exited with {server.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"MLflow UI not up after {SERVER_START_S}s:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_text_once_shown(driver, url, *needles) -> str:
+    """The page's visible text, once the React app has rendered every needle."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    text = ""
+
+    def rendered(d):
+        nonlocal text
+        text = d.find_element(By.TAG_NAME, "body").text
+        return all(needle in text for needle in needles)
+
+    try:
+        WebDriverWait(driver, RENDER_S, poll_frequency=0.5).until(rendered)
+    except TimeoutException:
+        pytest.fail(f"{url} did not show {needles} within {RENDER_S}s; page text:\n{text}")
+    return text
+
+
+@pytest.mark.browser
+def test_ui_shows_experiment_run_and_test_acc(ui_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base, experiment_id, run_id = ui_server
+    runs_list = page_text_once_shown(browser, f"{base}/#/experiments/{experiment_id}/runs",
+                                     RUN_NAME)
+    assert EXPERIMENT in runs_list
+
+    run_page = page_text_once_shown(browser, f"{base}/#/experiments/{experiment_id}/runs/{run_id}",
+                                    "test_acc", TEST_ACC)
+    assert EXPERIMENT in run_page and RUN_NAME in run_page and run_id in run_page
+    # The metric's row, not just the name somewhere: name and value on adjacent lines.
+    lines = run_page.splitlines()
+    assert lines[lines.index("test_acc") + 1] == TEST_ACC
+
+    metric = browser.find_element(By.XPATH, "//*[normalize-space(text())='test_acc']")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", metric)
+    screenshot = tmp_path / "mlflow_ui_run.png"
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+    print(f"screenshot: {screenshot}")
+
+
+def test_busy_port_is_a_one_line_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "analysis/_mlflow_ui.py", "--port", str(port)],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == (f"error: port {port} on 127.0.0.1 is in use; pick another, "
+                           f"e.g. make mlflow-ui MLFLOW_PORT={port + 1}\n")
