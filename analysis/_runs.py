@@ -14,9 +14,13 @@ What a run means comes from the project's logging contract:
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
+from imdb_sentiment import paths
 from imdb_sentiment.errors import UserError
 
 FINISHED = "FINISHED"
+SELECTIONS = ("best", "latest")
 _PAGE_SIZE = 1000
 
 
@@ -76,13 +80,21 @@ def latest(runs: list[Run]) -> Run:
     return max(runs, key=lambda r: (r.start_time, r.run_id))
 
 
+def select_run(runs: list[Run], select: str) -> Run | None:
+    """The run that stands for a family; ties go to the newer run."""
+    if not runs:
+        return None
+    if select == "latest":
+        return latest(runs)
+    # Runs without a validation accuracy rank below every run that has one.
+    return max(runs, key=lambda r: ("best_val_acc" in r.metrics,
+                                    r.metrics.get("best_val_acc", 0.0), r.start_time, r.run_id))
+
+
 class RunStore:
     """One experiment of one tracking store."""
 
     def __init__(self, tracking_uri: str, experiment_name: str):
-        # Imported here so `score.py` (which needs no MLflow) starts fast.
-        from mlflow.tracking import MlflowClient
-
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         experiment = self.client.get_experiment_by_name(experiment_name)
@@ -125,3 +137,19 @@ def _to_run(mlflow_run) -> Run:
                name=info.run_name or "", status=info.status,
                start_time=info.start_time or 0, tags=dict(data.tags),
                params=dict(data.params), metrics=dict(data.metrics))
+
+
+def add_store_arguments(parser) -> None:
+    """The options every analysis script shares: which store, experiment and runs."""
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
+    parser.add_argument("--experiment", default=None,
+                        help="experiment name (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
+    parser.add_argument("--select", choices=SELECTIONS, default="best",
+                        help="which finished run stands for a family: the best by validation "
+                             "accuracy (default) or the latest")
+
+
+def open_store(args) -> RunStore:
+    return RunStore(args.tracking_uri or paths.default_tracking_uri(),
+                    args.experiment or paths.experiment_name())

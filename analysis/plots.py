@@ -25,10 +25,9 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from analysis._runs import Run, RunStore, latest, model_runs, study_parents, trials_of  # noqa: E402
-from analysis.tables import (OTHER_TITLE, SELECTIONS, TABLE_TITLES, load_reference,  # noqa: E402
-                             model_tables)
-from imdb_sentiment import paths  # noqa: E402
+from analysis._runs import (Run, RunStore, add_store_arguments, latest, model_runs,  # noqa: E402
+                            open_store, study_parents, trials_of)
+from analysis.tables import OTHER_TITLE, TABLE_TITLES, load_reference, model_tables  # noqa: E402
 from imdb_sentiment.errors import run_main  # noqa: E402
 
 CURVE_METRICS = ("train_acc", "val_acc", "train_loss", "val_loss")
@@ -192,19 +191,13 @@ def make_plots(store: RunStore, select: str, out_dir: Path, log: bool) -> list[P
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
-    parser.add_argument("--experiment", default=None,
-                        help="experiment name (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
-    parser.add_argument("--select", choices=SELECTIONS, default="best",
-                        help="which finished run stands for a family in the learning curves")
+    add_store_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "plots",
                         help="where the PNG files go (default: analysis/plots/)")
     parser.add_argument("--no-log", dest="log", action="store_false",
                         help="do not log the study plots to their parent runs in MLflow")
     args = parser.parse_args(argv)
-    store = RunStore(args.tracking_uri or paths.default_tracking_uri(),
-                     args.experiment or paths.experiment_name())
+    store = open_store(args)
     if not make_plots(store, args.select, args.out_dir, args.log):
         print("no finished runs with metrics to plot yet")
 

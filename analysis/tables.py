@@ -21,8 +21,8 @@ if __package__ in (None, ""):  # run as a script: make the `analysis` package im
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis import _format as fmt
-from analysis._runs import Run, RunStore, is_model_run, latest, model_runs, study_parents
-from imdb_sentiment import paths
+from analysis._runs import (Run, RunStore, add_store_arguments, is_model_run, latest, model_runs,
+                            open_store, select_run, study_parents)
 from imdb_sentiment.errors import UserError, run_main
 
 REFERENCE_CSV = Path(__file__).with_name("reference.csv")
@@ -35,7 +35,6 @@ TABLE_TITLES = {
 }
 OTHER_TABLE = "other"
 OTHER_TITLE = "Other models (no reference row)"
-SELECTIONS = ("best", "latest")
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
@@ -88,17 +87,6 @@ def load_reference(path: Path = REFERENCE_CSV) -> list[Reference]:
                                         number(row["reference_acc_low"], where),
                                         number(row["reference_acc"], where), row["note"]))
     return references
-
-
-def select_run(runs: list[Run], select: str) -> Run | None:
-    """The run that stands for a family; ties go to the newer run."""
-    if not runs:
-        return None
-    if select == "latest":
-        return latest(runs)
-    # Runs without a validation accuracy rank below every run that has one.
-    return max(runs, key=lambda r: ("best_val_acc" in r.metrics,
-                                    r.metrics.get("best_val_acc", 0.0), r.start_time, r.run_id))
 
 
 def model_row(family: str, run: Run | None, reference: Reference | None,
@@ -281,12 +269,7 @@ def build(store: RunStore, select: str, ui_url: str) -> tuple[list[Table], list[
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
-    parser.add_argument("--experiment", default=None,
-                        help="experiment name (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
-    parser.add_argument("--select", choices=SELECTIONS, default="best",
-                        help="which finished run stands for a family (default: best by validation accuracy)")
+    add_store_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent,
                         help="where results.md and the CSV files go (default: analysis/)")
     parser.add_argument("--readme", type=Path, default=None,
@@ -303,8 +286,7 @@ def main(argv=None):
         readme_text = args.readme.read_text(encoding="utf-8")
         replace_between_markers(readme_text, "", str(args.readme))
 
-    store = RunStore(args.tracking_uri or paths.default_tracking_uri(),
-                     args.experiment or paths.experiment_name())
+    store = open_store(args)
     tables, studies = build(store, args.select, args.ui_url)
     markdown = render_markdown(tables, studies, store.experiment_name, args.select)
     for path in write_outputs(tables, studies, markdown, args.out_dir):
