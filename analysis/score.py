@@ -22,12 +22,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imdb_sentiment import paths
+from imdb_sentiment import metrics, paths
 from imdb_sentiment.data import label_from_id, load_test
 from imdb_sentiment.errors import UserError, run_main
 
 HEADER = ["id", "sentiment"]
-THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,6 @@ def read_submission(path: Path) -> dict[str, float]:
 
 def score(values: dict[str, float], labels: dict[str, int], where: str) -> Score:
     """Compare a submission with the true labels; every test id exactly once."""
-    from sklearn.metrics import roc_auc_score  # heavy import, only once there is something to score
-
     unknown = [i for i in values if i not in labels]
     if unknown:
         raise UserError(f"{where}: {len(unknown)} ids are not test ids, e.g. {unknown[:3]}")
@@ -99,9 +96,10 @@ def score(values: dict[str, float], labels: dict[str, int], where: str) -> Score
                         f"e.g. {missing[:3]}")
     truth = [labels[i] for i in values]
     submitted = list(values.values())
-    correct = sum((v >= THRESHOLD) == bool(t) for v, t in zip(submitted, truth))
-    auc = float(roc_auc_score(truth, submitted)) if len(set(truth)) == 2 else None
-    return Score(accuracy=correct / len(truth), auc=auc, rows=len(truth))
+    # The same functions the trainers' test_acc / test_auc come from, so scores compare.
+    auc = metrics.auc(truth, submitted)
+    return Score(accuracy=metrics.accuracy(truth, submitted), rows=len(truth),
+                 auc=None if math.isnan(auc) else auc)
 
 
 def main(argv=None):

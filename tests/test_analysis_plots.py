@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from analysis import plots
-from analysis._fake_runs import log_run, new_store
+from analysis._testing import log_run, new_store, run_make
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -109,3 +109,9 @@ def test_study_figure_separates_finished_from_stopped_trials(store):
             and len(line.get_ydata())]
     assert grey == [[0.70]]
     plots.plt.close(figure)
+
+
+def test_make_plots(store, tmp_path):
+    done = run_make("plots", f"ARGS=--tracking-uri {store[0]} --out-dir {tmp_path} --no-log")
+    assert done.returncode == 0, done.stderr
+    assert len(list(tmp_path.glob("*.png"))) == 4

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from analysis._testing import run_make
 from analysis.score import labels_from_ids, read_submission, score
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.paths import REPO_ROOT
@@ -84,14 +85,23 @@ def test_file_errors_name_the_line(tmp_path, text, message):
     assert str(caught.value).startswith(str(tmp_path / "submission.csv"))
 
 
-def test_script_scores_against_the_test_file(tmp_path):
-    """The real entry point: test ids from a (tiny) testData.tsv in --data-dir."""
+@pytest.fixture
+def tiny_test_file(tmp_path):
+    """A testData.tsv holding IDS, and a submission right on 4 of them (AUC 6/9)."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "testData.tsv").write_text("id\treview\n" + "".join(
         f'"{i}"\t"a review"\n' for i in IDS))
+    # Right on 1_10, 2_8, 5_3, 6_4: 4/6. AUC: 1_10 and 2_8 each beat 5_3 and 6_4 and
+    # tie 4_1 (2.5 pairs each); 3_7 ties 5_3 and 6_4 (1 pair): 6/9.
     good = write(tmp_path, "id,sentiment\n" + "".join(
         f"{i},{0.9 if i in ('1_10', '2_8', '4_1') else 0.1}\n" for i in IDS), "good.csv")
+    return data, good
+
+
+def test_script_scores_against_the_test_file(tiny_test_file, tmp_path):
+    """The real entry point: test ids from a (tiny) testData.tsv in --data-dir."""
+    data, good = tiny_test_file
     short = write(tmp_path, "id,sentiment\n1_10,1\n", "short.csv")
 
     command = [sys.executable, "analysis/score.py", "--data-dir", str(data)]
@@ -99,8 +109,6 @@ def test_script_scores_against_the_test_file(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     width = len(str(good))
-    # Right on 1_10, 2_8, 5_3, 6_4: 4/6. AUC: 1_10 and 2_8 each beat 5_3 and 6_4 and
-    # tie 4_1 (2.5 pairs each); 3_7 ties 5_3 and 6_4 (1 pair): 6/9.
     assert done.stdout == (f"{'file':<{width}}  accuracy  AUC\n"
                            f"{good}  0.66667   0.66667\n")
 
@@ -108,3 +116,13 @@ def test_script_scores_against_the_test_file(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr == f"error: {short}: 5 of 6 test ids are missing, e.g. ['2_8', '3_7', '4_1']\n"
+
+
+def test_make_score(tiny_test_file):
+    data, good = tiny_test_file
+    done = run_make("score", f"FILES={good}", f"ARGS=--data-dir {data}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(f"{good}  0.66667   0.66667\n")
+    done = run_make("score")
+    assert done.returncode == 2
+    assert 'usage: make score FILES="submission.csv ..."' in done.stderr

@@ -7,7 +7,7 @@ import pytest
 
 from analysis import tables
 from imdb_sentiment.errors import UserError
-from analysis._fake_runs import log_run, new_store
+from analysis._testing import log_run, new_store, run_make
 from imdb_sentiment.paths import REPO_ROOT
 
 
@@ -169,3 +169,16 @@ def test_reference_file_is_complete():
     assert (by_family["bert"].acc_low, by_family["bert"].acc) == (0.901, 0.938)
     assert by_family["deberta-prefix"].acc is None
     assert len(references) == 23
+
+
+def test_make_tables(store, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    # ARGS come after the target's own flags, so this --readme replaces README.md.
+    done = run_make("tables", f"ARGS=--tracking-uri {store[0]} --out-dir {tmp_path} "
+                              f"--readme {readme}")
+    assert done.returncode == 0, done.stderr
+    assert readme.read_text() == ("<!-- results:start -->\n"
+                                  + (tmp_path / "results.md").read_text().removeprefix("# Results\n\n")
+                                  + "<!-- results:end -->\n")
+    assert f"| lstm | `bilstm` | 0.8812 |" in readme.read_text()

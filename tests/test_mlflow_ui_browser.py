@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from analysis._fake_runs import log_run, new_store
+from analysis._testing import log_run, new_store, run_make
 from imdb_sentiment.paths import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -163,3 +163,13 @@ def test_busy_port_is_a_one_line_error():
     assert done.returncode == 2
     assert done.stderr == (f"error: port {port} on 127.0.0.1 is in use; pick another, "
                            f"e.g. make mlflow-ui MLFLOW_PORT={port + 1}\n")
+
+
+def test_make_mlflow_ui_on_a_busy_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_make("mlflow-ui", f"MLFLOW_PORT={port}", timeout=60)
+    assert done.returncode != 0
+    assert f"error: port {port} on 127.0.0.1 is in use" in done.stderr
