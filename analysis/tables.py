@@ -14,6 +14,7 @@ and, with --readme, rewrites the README between the results markers.
 import argparse
 import csv
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -89,6 +90,18 @@ def load_reference(path: Path = REFERENCE_CSV) -> list[Reference]:
     return references
 
 
+def int_metric(run: Run, key: str) -> int | None:
+    """Counts (epochs, parameters, trials) are logged as MLflow floats."""
+    value = run.metrics.get(key)
+    return None if value is None else int(value)
+
+
+def status_counts(runs: list[Run]) -> str:
+    """'1 FAILED, 2 KILLED': why there is no finished run."""
+    counts = Counter(run.status for run in runs)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
 def model_row(family: str, run: Run | None, reference: Reference | None,
               unfinished: list[Run]) -> dict:
     ref_acc = reference.acc if reference else None
@@ -97,22 +110,17 @@ def model_row(family: str, run: Run | None, reference: Reference | None,
     row.update(family=family, reference_acc_low=reference.acc_low if reference else None,
                reference_acc=ref_acc)
     if run is None:
-        statuses = sorted(r.status for r in unfinished)
-        seen = f" ({', '.join(statuses)})" if statuses else ""
-        row["note"] = "; ".join([f"no finished run{seen}"] + notes)
+        why = f" ({status_counts(unfinished)})" if unfinished else ""
+        row["note"] = "; ".join([f"no finished run{why}"] + notes)
         return row
 
     metrics = run.metrics
-
-    def as_int(key):
-        return int(metrics[key]) if key in metrics else None
-
     test_acc = metrics.get("test_acc")
     row.update(model=run.tags.get("model", ""), run_id=run.run_id, test_acc=test_acc,
                test_auc=metrics.get("test_auc"), best_val_acc=metrics.get("best_val_acc"),
-               best_epoch=as_int("best_epoch"), train_seconds=metrics.get("train_seconds"),
+               best_epoch=int_metric(run, "best_epoch"), train_seconds=metrics.get("train_seconds"),
                device=run.tags.get("device") or run.params.get("device", ""),
-               trainable_params=as_int("trainable_params"),
+               trainable_params=int_metric(run, "trainable_params"),
                # Rounded: accuracy over 25,000 reviews has 5 decimals; float noise beyond is not data.
                diff=(round(test_acc - ref_acc, 5)
                      if test_acc is not None and ref_acc is not None else None),
@@ -154,25 +162,19 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
         row["study"] = study
         finished = [r for r in parents if r.finished]
         if not finished:
-            statuses = sorted(r.status for r in parents)
-            row["note"] = f"no finished study run ({', '.join(statuses)})"
+            row["note"] = f"no finished study run ({status_counts(parents)})"
             rows.append(row)
             continue
         parent = latest(finished)
-        metrics = parent.metrics
-
-        def as_int(key):
-            return int(metrics[key]) if key in metrics else None
-
         best_params = sorted((k.removeprefix("best."), v) for k, v in parent.params.items()
                              if k.startswith("best."))
         best_child = parent.tags.get("best_child_run_id")
         row.update(family=parent.tags.get("family", ""),
-                   trials_finished=as_int("n_trials_finished"),
-                   trials_pruned=as_int("n_trials_pruned"),
-                   trials_failed=as_int("n_trials_failed"),
-                   device_hours=metrics.get("device_hours_spent"),
-                   best_value=metrics.get("best_value"),
+                   trials_finished=int_metric(parent, "n_trials_finished"),
+                   trials_pruned=int_metric(parent, "n_trials_pruned"),
+                   trials_failed=int_metric(parent, "n_trials_failed"),
+                   device_hours=parent.metrics.get("device_hours_spent"),
+                   best_value=parent.metrics.get("best_value"),
                    best_params=", ".join(f"{k}={v}" for k, v in best_params),
                    best_run_id=best_child,
                    best_run_url=run_url(best_child) if best_child else None,

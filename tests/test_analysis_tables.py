@@ -71,7 +71,7 @@ def test_word_vector_table_best_run_per_family(store, tmp_path):
         "family,model,run_id,test_acc,test_auc,best_val_acc,best_epoch,train_seconds,device,"
         "trainable_params,reference_acc_low,reference_acc,diff,note\n"
         f"lstm,bilstm,{ids['lstm_best']},0.8812,0.95123,0.89,3,3725.0,cpu,1234567,,0.878,0.0032,\n"
-        "gru,,,,,,,,,,,0.857,,no finished run (KILLED)\n"
+        "gru,,,,,,,,,,,0.857,,no finished run (1 KILLED)\n"
         "cnn,,,,,,,,,,,0.721,,no finished run\n"
         "cnn-lstm,,,,,,,,,,,0.78,,no finished run\n"
         "attention-lstm,,,,,,,,,,,0.807,,no finished run\n"
@@ -122,7 +122,7 @@ def test_study_table(store, tmp_path):
     assert (out / "studies.csv").read_text() == (
         "study,family,trials_finished,trials_pruned,trials_failed,device_hours,best_value,"
         "best_params,best_run_id,best_run_url,note\n"
-        "cnn-search,,,,,,,,,,no finished study run (KILLED)\n"
+        "cnn-search,,,,,,,,,,no finished study run (1 KILLED)\n"
         f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.001",{ids["best_trial"]},{url},\n')
     md = (out / "results.md").read_text().split("### Hyperparameter searches\n\n")[1]
     assert md.splitlines()[3] == (
