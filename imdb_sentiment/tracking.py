@@ -210,3 +210,46 @@ def active_run_id() -> str | None:
 def scratch_dir():
     """A temporary folder for artifacts before they are logged."""
     return tempfile.TemporaryDirectory(prefix="imdb-artifacts-")
+
+
+def run_status(run_id: str) -> str | None:
+    """RUNNING / FINISHED / FAILED / KILLED, or None when the store has no such run."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient().get_run(run_id).info.status
+    except MlflowException:
+        return None
+
+
+def set_run_status(run_id: str, status: str, tags: dict | None = None) -> None:
+    """Tag a run that is not this process's active one and set its status.
+
+    For runs ended elsewhere or not at all: a search trial pruned inside its
+    training loop (which start_run ends FAILED) is marked KILLED, a trial whose
+    worker was killed is ended FAILED by the worker that notices, and a study's
+    parent run shows RUNNING while its workers search.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, str(value))
+    if status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status=status)
+
+
+def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
+    """Ids of the runs of the experiment that carry all these tags, newest first."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment or paths.experiment_name())
+    if found is None:
+        return []
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = mlflow.search_runs(experiment_ids=[found.experiment_id], filter_string=query,
+                              order_by=["attributes.start_time DESC"], output_format="list")
+    return [run.info.run_id for run in runs]
