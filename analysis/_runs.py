@@ -20,6 +20,7 @@ from imdb_sentiment import paths
 from imdb_sentiment.errors import UserError
 
 FINISHED = "FINISHED"
+_TRIAL_STATE_OF_STATUS = {"FINISHED": "FINISHED", "KILLED": "PRUNED", "FAILED": "FAIL"}
 SELECTIONS = ("best", "latest")
 _PAGE_SIZE = 1000
 
@@ -50,6 +51,12 @@ class Run:
     @property
     def is_trial(self) -> bool:
         return "study" in self.tags and not self.is_study_parent
+
+    @property
+    def trial_state(self) -> str:
+        """FINISHED, PRUNED, FAIL or RUNNING: the search's `trial_state` tag, else
+        read from the status (the search ends a pruned trial's run KILLED)."""
+        return self.tags.get("trial_state") or _TRIAL_STATE_OF_STATUS.get(self.status, "RUNNING")
 
 
 def is_model_run(run: Run) -> bool:

@@ -31,6 +31,11 @@ from analysis.tables import OTHER_TITLE, TABLE_TITLES, load_reference, model_tab
 from imdb_sentiment.errors import run_main  # noqa: E402
 
 CURVE_METRICS = ("train_acc", "val_acc", "train_loss", "val_loss")
+# How a trial's validation curve is drawn, by its state: (legend label, line style).
+TRIAL_STYLES = {"FINISHED": ("finished", dict(color="C0", linestyle="-")),
+                "PRUNED": ("pruned", dict(color="grey", linestyle="--")),
+                "FAIL": ("failed", dict(color="C3", linestyle=":")),
+                "RUNNING": ("running", dict(color="C1", linestyle="-."))}
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -99,7 +104,8 @@ def trial_value(trial: Run) -> float | None:
 
 def study_figure(study: str, parent: Run, trials: list[Run],
                  histories: dict[str, list[tuple[int, float]]]):
-    """Left: each finished trial's value and the best so far. Right: val_acc per epoch per trial."""
+    """Left: each finished trial's value and the best so far. Right: val_acc per epoch per
+    trial, drawn by state (pruned trials stop early)."""
     figure, (value_axes, curve_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
     ordered = sorted(trials, key=lambda t: int(t.tags.get("trial_number", 0)))
     scored = [(int(t.tags.get("trial_number", 0)), trial_value(t)) for t in ordered
@@ -112,16 +118,18 @@ def study_figure(study: str, parent: Run, trials: list[Run],
         value_axes.legend(fontsize="small")
     value_axes.set_xlabel("trial")
     value_axes.set_ylabel("best validation accuracy")
+    states = set()
     for trial in ordered:
         history = histories.get(trial.run_id, [])
         if history:
             steps, values = zip(*history)
-            style = dict(color="C0", alpha=0.6) if trial.finished else \
-                dict(color="grey", linestyle="--", alpha=0.6)
-            curve_axes.plot(steps, values, marker=".", **style)
-    curve_axes.plot([], [], color="C0", label="finished")
-    curve_axes.plot([], [], color="grey", linestyle="--", label="pruned or failed")
-    curve_axes.legend(fontsize="small")
+            state = trial.trial_state if trial.trial_state in TRIAL_STYLES else "RUNNING"
+            states.add(state)
+            curve_axes.plot(steps, values, marker=".", alpha=0.7, **TRIAL_STYLES[state][1])
+    for label, style in (TRIAL_STYLES[s] for s in TRIAL_STYLES if s in states):
+        curve_axes.plot([], [], label=label, **style)  # one legend entry per state drawn
+    if states:
+        curve_axes.legend(fontsize="small")
     curve_axes.set_xlabel("epoch")
     curve_axes.set_ylabel("validation accuracy")
     for axes in (value_axes, curve_axes):

@@ -155,30 +155,32 @@ def model_tables(runs: list[Run], references: list[Reference], select: str) -> l
 
 
 def study_rows(runs: list[Run], run_url) -> list[dict]:
-    """One row per study: its newest finished parent run, which holds the study's totals."""
+    """One row per study, from its parent run, which holds the study's totals.
+
+    Unlike model rows, an unfinished parent still counts: a resumed study reuses
+    its parent run, and an interrupted one has spent real device-hours. The
+    note says when the study did not end normally.
+    """
     rows = []
     for study, parents in study_parents(runs).items():
-        row = dict.fromkeys(STUDY_COLUMNS)
-        row["study"] = study
-        finished = [r for r in parents if r.finished]
-        if not finished:
-            row["note"] = f"no finished study run ({status_counts(parents)})"
-            rows.append(row)
-            continue
-        parent = latest(finished)
-        best_params = sorted((k.removeprefix("best."), v) for k, v in parent.params.items()
-                             if k.startswith("best."))
+        parent = latest(parents)
+        # A resumed study with a new best updates the best.* tags; params, once
+        # logged, cannot change, so they may hold an older best.
+        best = {k: v for source in (parent.params, parent.tags) for k, v in source.items()
+                if k.startswith("best.")}
+        best_params = sorted((k.removeprefix("best."), v) for k, v in best.items())
         best_child = parent.tags.get("best_child_run_id")
-        row.update(family=parent.tags.get("family", ""),
+        row = dict.fromkeys(STUDY_COLUMNS)
+        row.update(study=study, family=parent.tags.get("family", ""),
                    trials_finished=int_metric(parent, "n_trials_finished"),
                    trials_pruned=int_metric(parent, "n_trials_pruned"),
                    trials_failed=int_metric(parent, "n_trials_failed"),
                    device_hours=parent.metrics.get("device_hours_spent"),
                    best_value=parent.metrics.get("best_value"),
                    best_params=", ".join(f"{k}={v}" for k, v in best_params),
-                   best_run_id=best_child,
+                   best_run_id=best_child or None,
                    best_run_url=run_url(best_child) if best_child else None,
-                   note="")
+                   note="" if parent.finished else f"study run {parent.status}")
         rows.append(row)
     return rows
 

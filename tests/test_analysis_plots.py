@@ -32,12 +32,16 @@ def store(tmp_path_factory):
     # Would top the front if failed runs counted.
     log_run(client, exp, 5, status="FAILED", **model("transformer", 1, 0.99, [0.99]))
     parent = log_run(client, exp, 6, tags={"study_parent": "true", "study": "lstm search"},
-                     metrics={"n_trials_finished": 2, "n_trials_pruned": 0, "n_trials_failed": 1})
+                     metrics={"n_trials_finished": 2, "n_trials_pruned": 1, "n_trials_failed": 1})
     trial = {"study": "lstm search", "mlflow.parentRunId": parent, "family": "lstm"}
-    for number, (status, val_acc) in enumerate([("FINISHED", [0.80, 0.84]),
-                                                ("FAILED", [0.70]),
-                                                ("FINISHED", [0.82, 0.86])]):
-        log_run(client, exp, 7 + number, status=status, tags={**trial, "trial_number": number},
+    # As the search ends them: a pruned trial KILLED and tagged PRUNED; the failed
+    # one without a tag (its state read from the status).
+    for number, (status, state, val_acc) in enumerate([("FINISHED", "FINISHED", [0.80, 0.84]),
+                                                       ("FAILED", None, [0.70]),
+                                                       ("FINISHED", "FINISHED", [0.82, 0.86]),
+                                                       ("KILLED", "PRUNED", [0.60, 0.61])]):
+        tags = {**trial, "trial_number": number, **({"trial_state": state} if state else {})}
+        log_run(client, exp, 7 + number, status=status, tags=tags,
                 metrics={"best_val_acc": max(val_acc)}, curves={"val_acc": val_acc})
     return uri, client, parent
 
@@ -100,14 +104,17 @@ def test_study_figure_separates_finished_from_stopped_trials(store):
     histories = {t.run_id: run_store.metric_history(t.run_id, "val_acc") for t in trials}
     figure = plots.study_figure("lstm search", parent, trials, histories)
     value_axes, curve_axes = figure.axes
-    assert figure._suptitle.get_text() == "Study lstm search (2 finished, 0 pruned, 1 failed)"
+    assert figure._suptitle.get_text() == "Study lstm search (2 finished, 1 pruned, 1 failed)"
     # Finished trials 0 and 2 with their values; the failed trial 1 is not a value.
     assert value_axes.collections[0].get_offsets().tolist() == [[0, 0.84], [2, 0.86]]
     best_line = value_axes.lines[0]
     assert (list(best_line.get_xdata()), list(best_line.get_ydata())) == ([0, 2], [0.84, 0.86])
-    grey = [list(line.get_ydata()) for line in curve_axes.lines if line.get_color() == "grey"
-            and len(line.get_ydata())]
-    assert grey == [[0.70]]
+    drawn = sorted((line.get_color(), line.get_linestyle(), list(line.get_ydata()))
+                   for line in curve_axes.lines if len(line.get_ydata()))
+    assert drawn == [("C0", "-", [0.80, 0.84]), ("C0", "-", [0.82, 0.86]),
+                     ("C3", ":", [0.70]), ("grey", "--", [0.60, 0.61])]
+    assert [t.get_text() for t in curve_axes.get_legend().get_texts()] == [
+        "finished", "pruned", "failed"]
     plots.plt.close(figure)
 
 

@@ -40,8 +40,9 @@ def store(tmp_path_factory):
     ids["logreg"] = log_run(client, exp, 6, **model("logreg", "/opt/models/logreg", test_acc=0.88,
                                                     best_val_acc=0.88))
     # A study: parent with totals, one good trial (family lstm!), one failed trial.
+    # It was resumed and found a new best lr: the best.* tag wins over the param.
     parent = log_run(client, exp, 7, tags={"study_parent": "true", "study": "lstm-search",
-                                           "family": "lstm"},
+                                           "family": "lstm", "best.lr": 0.002},
                      params={"best.lr": 0.001, "best.dropout": 0.3},
                      metrics={"best_value": 0.912, "device_hours_spent": 1.234,
                               "n_trials_finished": 5, "n_trials_pruned": 3,
@@ -52,8 +53,10 @@ def store(tmp_path_factory):
                                 metrics={"test_acc": 0.95, "best_val_acc": 0.912})
     log_run(client, exp, 9, status="FAILED", tags={**trial, "trial_number": 1})
     client.set_tag(parent, "best_child_run_id", ids["best_trial"])
-    # A study whose only parent run was killed: a row with a note.
-    log_run(client, exp, 10, status="KILLED", tags={"study_parent": "true", "study": "cnn-search"})
+    # An interrupted study: its parent run was killed, its totals still count.
+    log_run(client, exp, 10, status="KILLED", tags={"study_parent": "true", "study": "cnn-search"},
+            metrics={"device_hours_spent": 0.5, "n_trials_finished": 0, "n_trials_pruned": 1,
+                     "n_trials_failed": 2})
     return uri, exp, ids
 
 
@@ -122,11 +125,11 @@ def test_study_table(store, tmp_path):
     assert (out / "studies.csv").read_text() == (
         "study,family,trials_finished,trials_pruned,trials_failed,device_hours,best_value,"
         "best_params,best_run_id,best_run_url,note\n"
-        "cnn-search,,,,,,,,,,no finished study run (1 KILLED)\n"
-        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.001",{ids["best_trial"]},{url},\n')
+        "cnn-search,,0,1,2,0.5,,,,,study run KILLED\n"
+        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.002",{ids["best_trial"]},{url},\n')
     md = (out / "results.md").read_text().split("### Hyperparameter searches\n\n")[1]
     assert md.splitlines()[3] == (
-        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.001 "
+        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.002 "
         f"| [{ids['best_trial'][:8]}]({url}) |  |")
 
 
