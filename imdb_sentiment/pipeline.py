@@ -51,6 +51,19 @@ class EmbeddingConfig(RunConfig):
     num_layers: int = option(1, "stacked recurrent or encoder layers")
     dropout: float = option(0.3, "dropout before the classifier and between layers")
     embedding_dropout: float = option(0.2, "dropout on the word vectors")
+    num_filters: int = option(100, "cnn, cnn-lstm: convolution filters per width")
+    filter_sizes: str = option("3,4,5", "cnn: comma-separated convolution widths; cnn-lstm uses the first")
+    pool_size: int = option(2, "cnn-lstm: max-pool width along time between convolution and LSTM (1: none)")
+    attention_dim: int = option(128, "attention-lstm: size of the additive attention's hidden layer")
+    num_capsules: int = option(10, "capsule-lstm: output capsules")
+    capsule_dim: int = option(16, "capsule-lstm: size of each output capsule")
+    routing_iterations: int = option(3, "capsule-lstm: dynamic routing iterations")
+    num_heads: int = option(4, "transformer: attention heads (must divide --hidden-size, the model width)")
+    feedforward_dim: int = option(512, "transformer: feed-forward size in each encoder layer")
+
+    @property
+    def filter_size_list(self) -> list[int]:
+        return [int(part) for part in self.filter_sizes.split(",")]
 
     def __post_init__(self):
         super().__post_init__()
@@ -63,6 +76,21 @@ class EmbeddingConfig(RunConfig):
         require(self.min_freq >= 1, "min_freq", "an integer >= 1", self.min_freq)
         require(self.embedding_dim >= 2, "embedding_dim", "an integer >= 2", self.embedding_dim)
         require(self.hidden_size >= 1, "hidden_size", "an integer >= 1", self.hidden_size)
+        require(self.num_layers >= 1, "num_layers", "an integer >= 1", self.num_layers)
+        require(self.num_filters >= 1, "num_filters", "an integer >= 1", self.num_filters)
+        parts = self.filter_sizes.split(",")
+        require(all(part.strip().isdigit() and int(part) >= 1 for part in parts), "filter_sizes",
+                "comma-separated integers >= 1 such as 3,4,5", self.filter_sizes)
+        require(self.pool_size >= 1, "pool_size", "an integer >= 1", self.pool_size)
+        require(self.attention_dim >= 1, "attention_dim", "an integer >= 1", self.attention_dim)
+        require(self.num_capsules >= 1, "num_capsules", "an integer >= 1", self.num_capsules)
+        require(self.capsule_dim >= 1, "capsule_dim", "an integer >= 1", self.capsule_dim)
+        require(self.routing_iterations >= 1, "routing_iterations", "an integer >= 1", self.routing_iterations)
+        require(self.num_heads >= 1, "num_heads", "an integer >= 1", self.num_heads)
+        if self.model == "transformer":
+            require(self.hidden_size % self.num_heads == 0, "num_heads",
+                    f"a divisor of --hidden-size {self.hidden_size}", self.num_heads)
+        require(self.feedforward_dim >= 1, "feedforward_dim", "an integer >= 1", self.feedforward_dim)
         if self.embeddings not in ("word2vec", "random"):
             require(Path(self.embeddings).is_file(), "embeddings",
                     "word2vec, random, or an existing vectors file", self.embeddings)
