@@ -65,16 +65,15 @@ SEARCH_SPACES = {
 
 @dataclass(frozen=True)
 class StudySpec:
-    family: str                 # the default --family
-    kinds: tuple                # trainer kinds it can run on
-    fixed: dict                 # settings the study implies, over the family's defaults
+    family: str                      # the default --family
+    families: tuple | None = None    # the families it makes sense for (None: every family)
 
 
 STUDIES = {
-    "lora": StudySpec("deberta-lora", ("encoder",), {"method": "lora"}),
-    "rdrop": StudySpec("rdrop", ("encoder",), {"regulariser": "rdrop"}),
-    "scl": StudySpec("scl", ("encoder",), {"regulariser": "scl"}),
-    "max_length": StudySpec("lstm", ("embedding", "encoder"), {}),
+    "lora": StudySpec("deberta-lora", ("deberta-lora", "rdrop-lora", "scl-lora")),
+    "rdrop": StudySpec("rdrop", ("rdrop", "rdrop-lora")),
+    "scl": StudySpec("scl", ("scl", "scl-lora")),
+    "max_length": StudySpec("lstm"),
 }
 
 # Without a GPU a study keeps to minutes: fewer reviews and epochs, a small budget
@@ -103,26 +102,44 @@ def _encoder_trainer() -> Trainer:
 
 TRAINERS = {"embedding": _embedding_trainer, "encoder": _encoder_trainer}
 
-ENCODER_FAMILIES = ("bert", "distilbert", "roberta", "deberta", "modernbert", "deberta-lora",
-                    "deberta-ptuning", "deberta-prompt", "deberta-prefix", "unsloth-deberta",
-                    "unsloth-modernbert", "rdrop", "scl", "rdrop-lora", "scl-lora")
+@dataclass(frozen=True)
+class Family:
+    kind: str                   # a key of TRAINERS
+    script: str                 # train/<script>.py, whose DEFAULTS a trial starts from
+    defaults: dict              # what the family adds to them (the flags its make target passes)
+
+
+# The encoder families as the train/ scripts and make targets name them (their MLflow `family` tag).
+ENCODER_FAMILIES = {
+    **{name: Family("encoder", name, {}) for name in ("bert", "distilbert", "roberta", "deberta", "modernbert")},
+    **{f"deberta-{method}": Family("encoder", "peft_deberta", {"method": method})
+       for method in ("lora", "ptuning", "prompt", "prefix")},
+    "rdrop": Family("encoder", "rdrop", {}),
+    "rdrop-lora": Family("encoder", "rdrop", {"method": "lora"}),
+    "scl": Family("encoder", "scl", {}),
+    "scl-lora": Family("encoder", "scl", {"method": "lora"}),
+    "unsloth-deberta": Family("encoder", "unsloth_lora", {"model": "microsoft/deberta-v2-xxlarge"}),
+    "unsloth-modernbert": Family("encoder", "unsloth_lora", {"model": "answerdotai/ModernBERT-large"}),
+}
 
 
 def families() -> dict:
-    """Family -> trainer kind: every embedding model of the MODELS registry, and the encoders."""
+    """Family name -> Family: every model of the embedding MODELS registry, and the encoders."""
     from .models import MODELS
-    return {**{name: "embedding" for name in MODELS}, **{name: "encoder" for name in ENCODER_FAMILIES}}
+    embedding = {name: Family("embedding", name.replace("-", "_"), {"model": name}) for name in MODELS}
+    return {**embedding, **ENCODER_FAMILIES}
 
 
-def family_defaults(family: str, kind: str) -> dict:
-    """The DEFAULTS of train/<family>.py: a trial trains the family as its script does."""
-    script = paths.REPO_ROOT / "train" / f"{family}.py"
-    if not script.exists():
-        return {"model": family} if kind == "embedding" else {}
-    spec = importlib.util.spec_from_file_location(f"_train_{family.replace('-', '_')}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(getattr(module, "DEFAULTS", {}))
+def family_defaults(family: Family) -> dict:
+    """The DEFAULTS of the family's train/ script plus its own: a trial trains as the script does."""
+    script = paths.REPO_ROOT / "train" / f"{family.script}.py"
+    defaults = {}
+    if script.exists():
+        spec = importlib.util.spec_from_file_location(f"_train_{family.script}", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        defaults = dict(getattr(module, "DEFAULTS", {}))
+    return {**defaults, **family.defaults}
 
 
 # ---------------------------------------------------------------- configuration
@@ -190,11 +207,9 @@ def parse_search_args(study: str, argv, prog: str, description: str):
     known = families()
     if family not in known:
         raise UserError(f"--family {family}: unknown family; known: {', '.join(sorted(known))}")
-    kind = known[family]
-    if kind not in spec.kinds:
-        suitable = sorted(name for name, k in known.items() if k in spec.kinds)
-        raise UserError(f"--family {family}: the {study} study trains {' or '.join(spec.kinds)} families: "
-                        f"one of {', '.join(suitable)}")
+    if spec.families is not None and family not in spec.families:
+        raise UserError(f"--family {family}: the {study} study is for {', '.join(spec.families)}")
+    kind = known[family].kind
     trainer = TRAINERS[kind]()
     train_fields = {f.name for f in dataclasses.fields(trainer.config_cls)}
     unknown = sorted(set(space) - train_fields)
@@ -203,7 +218,7 @@ def parse_search_args(study: str, argv, prog: str, description: str):
                         f"config ({trainer.config_cls.__name__}) does not have")
     no_gpu = devices.detect_device("auto").type == "cpu"
     cpu_defaults = {k: v for k, v in CPU_DEFAULTS[kind].items() if k not in space} if no_gpu else {}
-    defaults = {"progress": False, **family_defaults(family, kind), **spec.fixed, "family": spec.family,
+    defaults = {"progress": False, **family_defaults(known[family]), "family": spec.family,
                 **cpu_defaults}
     fields = [f for f in _fields_of(SearchConfig)] + \
              [f for f in _fields_of(trainer.config_cls) if f[0] not in space and f[0] != "run_name"]
@@ -249,7 +264,7 @@ def redact(url: str) -> str:
     """The storage URL without its password: safe for tags and logs."""
     from sqlalchemy.engine import make_url
     try:
-        return make_url(url).set(password=None).render_as_string(hide_password=False)
+        return make_url(url)._replace(password=None).render_as_string(hide_password=False)
     except Exception:
         return "<unparseable storage URL>"
 
@@ -480,7 +495,7 @@ def _retried_trial_number(trial) -> int | None:
 
 
 def make_objective(study_name, space, config, trainer, family, parent_run_id, lock: StudyLock,
-                   estimate: Callable[[], float]):
+                   checked: Callable[[], Budget]):
     """objective(trial): suggest, build the config, train as the script would, report, prune."""
     import optuna
 
@@ -489,8 +504,10 @@ def make_objective(study_name, space, config, trainer, family, parent_run_id, lo
     def objective(trial):
         values = {name: suggest(trial, name, distribution) for name, distribution in space.items()}
         trial_config = dataclasses.replace(config, **values, run_name=f"{study_name}-trial-{trial.number}")
+        budget = checked()  # what the budget check before this trial saw, kept for the record
         trial.set_user_attr("devices", device_count)
-        trial.set_user_attr("estimate_device_hours", estimate())
+        trial.set_user_attr("estimate_device_hours", budget.estimate)
+        trial.set_user_attr("committed_device_hours", budget.spent + budget.reserved)
         lock.release()  # the trial is asked for and its reservation recorded: other workers may go on
         started = time.perf_counter()
         retry_of = _retried_trial_number(trial)
@@ -646,9 +663,9 @@ def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) ->
         parent_run_id = open_parent_run(study, study_name, search, url, config, family, attrs)
     print(f"study {study_name} in {redact(url)}; MLflow parent run {parent_run_id}", flush=True)
 
-    estimate = {"value": 0.0}
+    checked = {}
     objective = make_objective(study_name, space, config, trainer, family, parent_run_id, lock,
-                               lambda: estimate["value"])
+                               lambda: checked["budget"])
     failures_in_a_row = 0
     try:
         while True:
@@ -660,7 +677,7 @@ def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) ->
                 if reason:
                     print(f"no further trial: {reason}", flush=True)
                     break
-                estimate["value"] = budget.estimate
+                checked["budget"] = budget
                 # Seeded by the trial count, so one worker repeats itself and workers differ.
                 study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(trials))
                 study.optimize(objective, n_trials=1)
