@@ -1,0 +1,68 @@
+"""End to end: `make train-<family>` on a slice of the real data, as a user runs it; the
+finished MLflow run (in a temp store) must hold test_acc, the submission and the model."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_script
+
+FAMILIES = ["gru", "cnn", "cnn-lstm", "attention-lstm", "capsule-lstm", "transformer"]
+TINY = ("--limit 200 --epochs 1 --embeddings random --embedding-dim 16 --hidden-size 16 --num-filters 8 "
+        "--attention-dim 8 --num-capsules 4 --capsule-dim 4 --num-heads 2 --feedforward-dim 32 "
+        "--max-length 64 --no-progress")
+
+
+def finished_run(uri: str, run_name: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("test")
+    runs = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'")
+    assert len(runs) == 1, f"expected one run named {run_name}, found {len(runs)}"
+    return client, runs[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_make_target_trains_and_logs_a_finished_run(family, mlflow_store, real_data_dir, tmp_path):
+    run_name = f"e2e-{family}"
+    result = run_script(["make", "--no-print-directory", f"train-{family}",
+                         f"ARGS={TINY} --data-dir {real_data_dir} --run-name {run_name}"], timeout=300)
+    assert "test_acc" in result.stdout
+
+    client, run = finished_run(mlflow_store, run_name)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["family"] == family
+    assert run.data.params["model"] == family
+    assert run.data.params["limit"] == "200"
+    assert 0.0 <= run.data.metrics["test_acc"] <= 1.0
+    assert run.data.metrics["trainable_params"] > 0
+
+    artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert {"submission.csv", "predictions.csv", "vocab.json"} <= artifacts
+    submission = Path(client.download_artifacts(run.info.run_id, "submission.csv", str(tmp_path)))
+    with open(submission, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["id", "sentiment"]
+    assert len(rows) == 1 + 200  # --limit keeps 200 of the 25,000 test reviews
+    assert all(0.0 <= float(probability) <= 1.0 for _, probability in rows[1:])
+
+
+def test_bad_family_flag_is_a_one_line_error(mlflow_store, tiny_data_dir):
+    result = run_script(["make", "--no-print-directory", "train-transformer",
+                         f"ARGS=--data-dir {tiny_data_dir} --hidden-size 30 --num-heads 4"], check=False)
+    assert result.returncode != 0
+    assert "error: --num-heads: expected a divisor of --hidden-size 30, got 4" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_classic_runs_all_seven_families_in_order():
+    plan = run_script(["make", "-n", "--no-print-directory", "train-classic", "ARGS=--limit 50"]).stdout
+    # `make -n` still expands the recursive $(MAKE) lines, so the plan lists each script's command.
+    commands = [line.split() for line in plan.splitlines() if " train/" in line and "make" not in line]
+    assert [words[1] for words in commands] == [
+        "train/lstm.py", "train/gru.py", "train/cnn.py", "train/cnn_lstm.py", "train/attention_lstm.py",
+        "train/capsule_lstm.py", "train/transformer.py"]
+    assert all(words[2:] == ["--limit", "50"] for words in commands)
