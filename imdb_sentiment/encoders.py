@@ -239,13 +239,18 @@ class TokenizedDataset(Dataset):
         return np.fromiter((len(ids) for ids in self.ids), dtype=np.int64, count=len(self.ids))
 
 
+def clean_reviews(reviews) -> list[str]:
+    """HTML line breaks and tags out, whitespace collapsed: what the tokenizer sees."""
+    return [" ".join(text.strip_html(review).split()) for review in reviews]
+
+
 def tokenize(tokenizer, reviews, max_length: int, truncation: str) -> list[list[int]]:
     """Token ids (special tokens included) of at most max_length per review.
 
     head_tail keeps the first quarter and the last three quarters; the first
     and last tokens are the tokenizer's own specials ([CLS] ... [SEP]).
     """
-    cleaned = [" ".join(text.strip_html(review).split()) for review in reviews]
+    cleaned = clean_reviews(reviews)
     if truncation == "head":
         return tokenizer(cleaned, truncation=True, max_length=max_length)["input_ids"]
     out = []
@@ -368,6 +373,34 @@ def load_unsloth_model(config: EncoderConfig, model_type: str):
         if any(f".{head}." in f".{name}" for head in head_modules(model_type)) and parameter.is_floating_point():
             parameter.requires_grad_(True)
     return model, tokenizer
+
+
+class TrainedWeights(torch.nn.Module):
+    """A model whose state_dict is only its trainable weights.
+
+    The shared loop snapshots the best epoch's state_dict and restores it at
+    the end: for PEFT that is the adapter and head alone (a few MB, not the
+    frozen base), and 8-bit base weights never go through load_state_dict,
+    which bitsandbytes refuses on CPU.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.trained = [name for name, p in model.named_parameters() if p.requires_grad]
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+    def state_dict(self, *args, **kwargs):
+        params = dict(self.model.named_parameters())
+        return {name: params[name] for name in self.trained}
+
+    @torch.no_grad()
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        params = dict(self.model.named_parameters())
+        for name, value in state.items():
+            params[name].copy_(value)
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -522,7 +555,7 @@ def run_encoder(config: EncoderConfig, family: str, on_epoch: Callable | None = 
             if on_epoch:
                 on_epoch(epoch, metrics)
 
-        result = fit(model, loader("train", True, config.batch_size),
+        result = fit(TrainedWeights(model), loader("train", True, config.batch_size),
                      loader("val", False, config.eval_batch_size), settings, device,
                      forward=forward, compute_loss=LOSSES[config.regulariser](config), on_epoch=epoch_done)
         test_probs, _ = predict(model, loader("test", False, config.eval_batch_size), forward, device,

