@@ -8,7 +8,7 @@ from imdb_sentiment.config import parse_config
 from imdb_sentiment.errors import run_main
 from imdb_sentiment.pipeline import EmbeddingConfig, run_embedding_family
 
-DEFAULTS = {"model": "cnn-lstm"}
+DEFAULTS = {"model": "cnn-lstm", "epochs": 3, "num_filters": 128, "filter_sizes": "3", "pool_size": 2}
 
 
 def main(argv=None):

@@ -8,7 +8,9 @@ from imdb_sentiment.config import parse_config
 from imdb_sentiment.errors import run_main
 from imdb_sentiment.pipeline import EmbeddingConfig, run_embedding_family
 
-DEFAULTS = {"model": "transformer"}
+DEFAULTS = {"model": "transformer", "epochs": 3, "num_layers": 2, "hidden_size": 128, "num_heads": 4,
+            "feedforward_dim": 256, "lr": 5e-4, "warmup_ratio": 0.1, "weight_decay": 0.01, "dropout": 0.1,
+            "embedding_dropout": 0.1}
 
 
 def main(argv=None):
