@@ -166,10 +166,12 @@ def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, rea
     assert run.data.metrics["trainable_params"] == int(run.data.params["total_params"])
 
 
-def test_lora_8bit_on_cpu(tiny_models, real_slice, store):
-    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], "lora-8bit",
-                                          "--method", "lora", "--quantize", "8bit"))
-    client, run = finished_run(store, "lora-8bit")
+@pytest.mark.parametrize("bits", ["8bit", "4bit"])
+def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store):
+    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], f"lora-{bits}",
+                                          "--method", "lora", "--quantize", bits))
+    client, run = finished_run(store, f"lora-{bits}")
+    assert run.data.tags["quantize"] == bits
     assert run.data.tags["family"] == "deberta-lora"
     assert run.data.params["lora_targets_resolved"] == "query_proj,value_proj"
     assert run.data.metrics["trainable_params"] < int(run.data.params["total_params"]) / 2
