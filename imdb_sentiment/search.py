@@ -31,6 +31,8 @@ import hashlib
 import importlib.util
 import json
 import math
+import os
+import socket
 import threading
 import time
 import typing
@@ -506,6 +508,7 @@ def make_objective(study_name, space, config, trainer, family, parent_run_id, lo
         trial_config = dataclasses.replace(config, **values, run_name=f"{study_name}-trial-{trial.number}")
         budget = checked()  # what the budget check before this trial saw, kept for the record
         trial.set_user_attr("devices", device_count)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("estimate_device_hours", budget.estimate)
         trial.set_user_attr("committed_device_hours", budget.spent + budget.reserved)
         lock.release()  # the trial is asked for and its reservation recorded: other workers may go on
@@ -671,6 +674,11 @@ def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) ->
         while True:
             lock.acquire()
             try:
+                # Dead workers' trials first: they are run again before anything new, and their
+                # reservation becomes what they really spent.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
                 trials = study.get_trials(deepcopy=False)
                 budget = budget_of(trials)
                 reason = stop_reason(budget, search)

@@ -41,6 +41,8 @@ def study_runs(study: str) -> tuple:
     """(parent runs, child runs) of a study in the current MLflow store."""
     client = MlflowClient()
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    if experiment is None:  # nothing logged yet
+        return [], []
     runs = client.search_runs([experiment.experiment_id], f"tags.study = '{study}'", max_results=1000)
     parents = [r for r in runs if r.data.tags.get("study_parent") == "true"]
     children = [r for r in runs if r.data.tags.get("study_parent") != "true"]
@@ -231,7 +233,7 @@ def test_redact_removes_the_password():
 
 def test_killed_worker_trial_is_failed_and_run_again(tiny_data_dir, tmp_path, mlflow_store):
     storage = sqlite_storage(tmp_path)
-    command = max_length_command(tiny_data_dir, storage, "--n-trials", "1", "--epochs", "30", "--patience", "0",
+    command = max_length_command(tiny_data_dir, storage, "--n-trials", "1", "--epochs", "12", "--patience", "0",
                                  "--heartbeat-seconds", "1", "--grace-seconds", "2")
     worker = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
