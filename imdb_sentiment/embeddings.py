@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .text import PAD_ID, Vocab
+from .text import PAD_ID, UNK_ID, Vocab
 
 
 def stable_hash(text: str) -> int:
@@ -59,7 +59,7 @@ def read_vectors_file(path: Path) -> dict[str, np.ndarray]:
         header, is_text = [], False
     if len(header) == 2 and all(part.isdigit() for part in header):
         from gensim.models import KeyedVectors
-        binary = path.suffix == ".bin" or not _rest_is_text(path)
+        binary = not _second_line_is_text(path, int(header[1]))
         try:
             kv = KeyedVectors.load_word2vec_format(str(path), binary=binary)
         except (ValueError, UnicodeDecodeError, EOFError) as error:
@@ -86,28 +86,31 @@ def read_vectors_file(path: Path) -> dict[str, np.ndarray]:
     return vectors
 
 
-def _rest_is_text(path: Path) -> bool:
+def _second_line_is_text(path: Path, dim: int) -> bool:
+    """word2vec text format: `word x1 ... xdim` in ASCII; anything else is the binary format."""
     with open(path, "rb") as handle:
         handle.readline()
-        sample = handle.read(4096)
+        line = handle.readline()
     try:
-        sample.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
+        parts = line.decode("utf-8").split()
+        [float(part) for part in parts[1:]]
+    except (UnicodeDecodeError, ValueError):
         return False
+    return len(parts) == dim + 1
 
 
 def embedding_matrix(vocab: Vocab, lookup, dim: int, seed: int) -> tuple[np.ndarray, float]:
     """A [len(vocab), dim] matrix; words without a vector get small random ones.
 
-    Returns the matrix and the share of the vocabulary that had a vector.
+    Returns the matrix and the share of the vocabulary's words (not PAD or
+    UNK) that had a vector.
     """
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, 0.1, size=(len(vocab), dim)).astype(np.float32)
     matrix[PAD_ID] = 0.0
     found = 0
     for index, token in enumerate(vocab.itos):
-        if index == PAD_ID:
+        if index in (PAD_ID, UNK_ID):
             continue
         vector = lookup(token)
         if vector is not None:
@@ -116,4 +119,4 @@ def embedding_matrix(vocab: Vocab, lookup, dim: int, seed: int) -> tuple[np.ndar
                                 f"--embedding-dim is {dim}")
             matrix[index] = vector
             found += 1
-    return matrix, found / max(1, len(vocab) - 1)
+    return matrix, found / max(1, len(vocab) - 2)

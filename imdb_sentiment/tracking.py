@@ -187,10 +187,11 @@ def log_pytorch_model(model, name: str = "model") -> None:
                              pip_requirements=[f"torch=={metadata.version('torch')}"])
 
 
-def log_sklearn_model(model, name: str = "model") -> None:
+def log_sklearn_model(model, name: str = "model", trusted_types: list[str] | None = None) -> None:
+    """trusted_types: our own classes inside the model, which MLflow's skops format must be told of."""
     import mlflow.sklearn
 
-    mlflow.sklearn.log_model(model, name=name,
+    mlflow.sklearn.log_model(model, name=name, skops_trusted_types=trusted_types or [],
                              pip_requirements=[f"scikit-learn=={metadata.version('scikit-learn')}"])
 
 

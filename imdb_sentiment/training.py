@@ -140,16 +140,18 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         best.history.append(metrics)
         print(f"epoch {epoch}: train_loss {metrics['train_loss']:.4f} train_acc {metrics['train_acc']:.4f} "
               f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({metrics['epoch_seconds']:.0f}s)", flush=True)
-        if on_epoch:
-            on_epoch(epoch, metrics)
+        # The snapshot is taken before on_epoch, so the weights kept are the
+        # ones that scored val_acc, whatever a callback does next.
         if val_acc > best.best_val_acc:
             best.best_val_acc, best.best_epoch, stale = val_acc, epoch, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         else:
             stale += 1
-            if settings.patience and stale >= settings.patience:
-                print(f"early stop: no val_acc gain for {stale} epochs", flush=True)
-                break
+        if on_epoch:
+            on_epoch(epoch, metrics)
+        if settings.patience and stale >= settings.patience:
+            print(f"early stop: no val_acc gain for {stale} epochs", flush=True)
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     best.train_seconds = time.perf_counter() - start

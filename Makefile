@@ -1,0 +1,53 @@
+# The lab's entry points. `make help` lists them; extra flags go through ARGS="...".
+# Every target sets up the virtual environment first (once: a stamp records it).
+
+PYTHON_BOOT ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+# `make data` imports FROM when given, else a local copy at LOCAL_DATA when present,
+# else downloads aclImdb from its official address.
+FROM ?=
+LOCAL_DATA ?= $(wildcard ../shared/data/word2vec-nlp-tutorial)
+FORCE ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup setup-gpu data data-ready test train-lstm train-tfidf bench-lstm
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-26s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install requirements.txt (once)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup-gpu: setup ## add the GPU-only extras (unsloth) on a CUDA machine
+	$(PY) -m pip install -r requirements-gpu.txt
+
+data: setup ## fill data/ (FROM=<dir or archive> to import a local copy; FORCE=1 to replace)
+	$(PY) -m imdb_sentiment.fetch $(if $(FROM),--from "$(FROM)",$(if $(LOCAL_DATA),--from "$(LOCAL_DATA)")) $(if $(FORCE),--force)
+
+data-ready: setup
+	@test -e data/labeledTrainData.tsv -o -e data/labeledTrainData.tsv.zip || $(MAKE) --no-print-directory data
+
+test: setup ## run the test suite
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+train-lstm: data-ready ## BiLSTM on word2vec vectors (full data by default)
+	$(PY) train/lstm.py $(ARGS)
+
+train-tfidf: data-ready ## TF-IDF NB-SVM linear model (scikit-learn)
+	$(PY) train/tfidf.py $(ARGS)
+
+bench-lstm: data-ready ## time an LSTM epoch: our batching vs pad-everything-to-512
+	$(PY) bench/lstm_batching.py $(ARGS)
+
+# Each area keeps its targets in its own file.
+-include mk/*.mk

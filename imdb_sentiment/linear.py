@@ -1,0 +1,83 @@
+"""The TF-IDF family: hashed word n-grams, TF-IDF, naive-Bayes log-count ratios,
+logistic regression (NB-LR, after Wang & Manning 2012), as one sklearn Pipeline
+that takes raw reviews, so the logged model predicts from text directly."""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from .text import review_to_tokens
+
+
+class NgramAnalyzer:
+    """Review -> its cleaned tokens (at most max_tokens, head kept) and their 2..n-grams."""
+
+    def __init__(self, max_n: int, max_tokens: int):
+        self.max_n = max_n
+        self.max_tokens = max_tokens
+
+    def __call__(self, review: str) -> list[str]:
+        tokens = review_to_tokens(review)[: self.max_tokens]
+        grams = list(tokens)
+        for n in range(2, self.max_n + 1):
+            grams.extend(" ".join(gram) for gram in zip(*(tokens[i:] for i in range(n))))
+        return grams
+
+
+class NaiveBayesScaler(BaseEstimator, TransformerMixin):
+    """Scale each feature by its log-count ratio between the classes.
+
+    Features seen in fewer than min_df training reviews get weight 0: with
+    hashed features there is no vocabulary to prune, and rare n-grams are
+    noise that the ratio would otherwise amplify.
+    """
+
+    def __init__(self, alpha: float = 1.0, min_df: int = 2):
+        self.alpha = alpha
+        self.min_df = min_df
+
+    def fit(self, X, y):
+        X = sp.csr_matrix(X)
+        y = np.asarray(y)
+        positive = np.asarray(X[y == 1].sum(axis=0)).ravel() + self.alpha
+        negative = np.asarray(X[y == 0].sum(axis=0)).ravel() + self.alpha
+        ratio = np.log((positive / positive.sum()) / (negative / negative.sum()))
+        document_frequency = np.bincount(X.indices, minlength=X.shape[1])
+        ratio[document_frequency < self.min_df] = 0.0
+        self.ratio_ = ratio.astype(np.float32)
+        return self
+
+    def transform(self, X):
+        return sp.csr_matrix(X) @ sp.diags(self.ratio_)
+
+
+# Our classes inside the pipeline: MLflow's skops format loads only types it is told to trust.
+OWN_TYPES = [f"{__name__}.NgramAnalyzer", f"{__name__}.NaiveBayesScaler"]
+
+
+def build_pipeline(max_n: int, max_tokens: int, hash_bits: int, min_df: int, C: float,
+                   max_iter: int, seed: int) -> Pipeline:
+    return Pipeline([
+        ("ngrams", HashingVectorizer(analyzer=NgramAnalyzer(max_n, max_tokens), n_features=2 ** hash_bits,
+                                     alternate_sign=False, norm=None, dtype=np.float32)),
+        ("tfidf", TfidfTransformer(sublinear_tf=True)),
+        ("naive_bayes", NaiveBayesScaler(min_df=min_df)),
+        # Dual coordinate descent: one iteration is one pass over the reviews, and
+        # with far more features than reviews the dual is the fast side.
+        ("classifier", LogisticRegression(C=C, solver="liblinear", dual=True, max_iter=max_iter,
+                                          random_state=seed)),
+    ])
+
+
+def hash_in_parallel(vectorizer: HashingVectorizer, reviews, n_jobs: int):
+    """HashingVectorizer is stateless: chunks of reviews hash on every core at once."""
+    from joblib import Parallel, delayed
+
+    reviews = list(reviews)
+    chunks = np.array_split(np.arange(len(reviews)), max(1, n_jobs))
+    parts = Parallel(n_jobs=n_jobs)(delayed(vectorizer.transform)([reviews[i] for i in chunk])
+                                    for chunk in chunks if len(chunk))
+    return sp.vstack(parts).tocsr()

@@ -1,0 +1,74 @@
+"""Tracking against a real SQLite MLflow store: what a run holds, and how it ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_sentiment import tracking
+
+from conftest import PYTHON, REPO, finished_run
+
+
+def test_finished_run_holds_params_metrics_artifacts(mlflow_store, tmp_path):
+    (tmp_path / "note.txt").write_text("hello")
+    with tracking.start_run("ok", {"family": "lstm", "model": "bilstm"}, {"lr": 0.1, "seed": 3}):
+        tracking.log_epoch(1, {"val_acc": 0.5})
+        tracking.log_epoch(2, {"val_acc": 0.75})
+        tracking.log_final({"test_acc": 0.7})
+        tracking.log_file(tmp_path / "note.txt")
+    client, run = finished_run(mlflow_store, "ok")
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"lr": "0.1", "seed": "3"}
+    assert run.data.tags["family"] == "lstm"
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val_acc")] == [0.5, 0.75]
+    assert run.data.metrics["test_acc"] == 0.7
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["note.txt"]
+    # a local store keeps artifacts beside its database, not in the cwd
+    assert run.info.artifact_uri.startswith((tmp_path / "mlflow" / "artifacts").as_uri())
+
+
+def test_provenance_names_commit_packages(mlflow_store):
+    info = tracking.provenance()
+    assert len(info["git_commit"]) == 40
+    assert isinstance(info["git_dirty"], bool)
+    assert info["version.torch"].startswith("2.")
+
+
+@pytest.mark.parametrize("error, status", [(ValueError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
+def test_a_run_that_raises_is_never_finished(mlflow_store, error, status):
+    with pytest.raises(type(error)):
+        with tracking.start_run(f"ends-{status}", {"family": "lstm"}):
+            raise error
+    _, run = finished_run(mlflow_store, f"ends-{status}")
+    assert run.info.status == status
+    assert mlflow.active_run() is None
+
+
+def test_sigterm_mid_training_leaves_the_run_killed(mlflow_store, tiny_data_dir):
+    command = [PYTHON, "train/lstm.py", "--data-dir", str(tiny_data_dir), "--epochs", "100000",
+               "--patience", "0", "--embeddings", "random", "--hidden-size", "4", "--embedding-dim", "4",
+               "--no-progress", "--run-name", "to-kill"]
+    process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        client = MlflowClient(mlflow_store)
+        deadline = time.time() + 180
+        while time.time() < deadline:  # wait until it is training: an epoch was logged
+            experiment = client.get_experiment_by_name("test")
+            runs = experiment and client.search_runs([experiment.experiment_id])
+            if runs and client.get_metric_history(runs[0].info.run_id, "val_acc"):
+                break
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) != 0
+    finally:
+        process.kill()
+    _, run = finished_run(mlflow_store, "to-kill")
+    assert run.info.status == "KILLED"
