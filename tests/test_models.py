@@ -124,20 +124,23 @@ def test_reverse_within_length_leaves_padding_in_place():
 
 
 def test_cnn_takes_the_max_over_real_positions_only():
-    # One filter of width 1 that copies the first embedding coordinate: the max must be the
-    # review's own largest value, not a larger one planted in the padding.
-    model = tiny_model("cnn", filter_sizes="1", num_filters=1).eval()
+    # One filter of width 2 computing 5 - (sum of the first embedding coordinate in its window):
+    # windows over padding alone would give 5 and a planted id 40 would give -35, so only a max over
+    # the windows that hold a review's tokens gives its own value (5 - 3 = 2 for the window [pad, 3]).
+    model = tiny_model("cnn", filter_sizes="2", num_filters=1).eval()
     with torch.no_grad():
         model.embedding.weight.zero_()
         model.embedding.weight[2:, 0] = torch.arange(2, VOCAB, dtype=torch.float32)
         conv = model.convs[0]
         conv.weight.zero_()
-        conv.weight[0, 0, 0] = 1.0
-        conv.bias.zero_()
+        conv.weight[0, 0, :] = -1.0
+        conv.bias.fill_(5.0)
         features = {}
         model.head.register_forward_hook(lambda module, inputs, output: features.update(pooled=inputs[0]))
-        model(torch.tensor([[3, 4, 40, 0]]), torch.tensor([2]))
-    assert features["pooled"].flatten().tolist() == [4.0]
+        model(torch.tensor([[3, 4, 0, 0, 0]]), torch.tensor([2]))
+        assert features["pooled"].flatten().tolist() == [2.0]
+        model(torch.tensor([[3, 4, 40, 0, 0]]), torch.tensor([2]))
+        assert features["pooled"].flatten().tolist() == [2.0]
 
 
 def test_attention_weights_are_a_distribution_over_real_time_steps():
