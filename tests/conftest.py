@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Tests run many small models, some in subprocesses at once: one thread each
+# avoids OpenMP threads spinning against each other on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 PYTHON = sys.executable
 
 
