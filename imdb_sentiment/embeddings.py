@@ -6,6 +6,7 @@ and a hash function that does not depend on PYTHONHASHSEED make it the same
 vectors on every run with the same seed.
 """
 
+import json
 import zlib
 from pathlib import Path
 
@@ -33,16 +34,22 @@ def train_word2vec(token_lists, dim: int, seed: int, epochs: int = 5, window: in
 
 
 def load_or_train_word2vec(cache_path: Path, token_lists_fn, **settings):
-    from gensim.models import KeyedVectors
+    """(vectors as {word: array}, whether they came from the cache).
 
+    Cached as one .npz (words and matrix): gensim's own save writes big arrays
+    to side files, which an atomic rename of the main file would leave behind.
+    """
     if cache_path.exists():
-        return KeyedVectors.load(str(cache_path)), True
+        with np.load(cache_path) as stored:
+            words = json.loads(stored["words"].tobytes().decode())
+            return dict(zip(words, stored["vectors"])), True
     vectors = train_word2vec(token_lists_fn(), **settings)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_name(cache_path.name + ".tmp")
-    vectors.save(str(tmp))
+    tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
+    words = json.dumps(list(vectors.index_to_key)).encode()
+    np.savez(tmp, words=np.frombuffer(words, dtype=np.uint8), vectors=vectors.vectors)
     tmp.replace(cache_path)
-    return vectors, False
+    return {word: vectors[word] for word in vectors.index_to_key}, False
 
 
 def read_vectors_file(path: Path) -> dict[str, np.ndarray]:

@@ -132,7 +132,7 @@ def word_vectors(config: EmbeddingConfig, splits: data.Splits, vocab: text.Vocab
         key = text.cache_key(kind="word2vec", data=splits.sha256, limit=config.limit, seed=config.seed,
                              val_fraction=config.val_fraction, dim=config.embedding_dim,
                              epochs=config.w2v_epochs, window=config.w2v_window)
-        path = paths.cache_dir(Path(config.data_dir)) / f"word2vec-{key}.kv"
+        path = paths.cache_dir(Path(config.data_dir)) / f"word2vec-{key}.npz"
 
         def corpus():
             unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows
@@ -146,7 +146,7 @@ def word_vectors(config: EmbeddingConfig, splits: data.Splits, vocab: text.Vocab
         vectors, cached = embeddings.load_or_train_word2vec(
             path, corpus, dim=config.embedding_dim, seed=config.seed, epochs=config.w2v_epochs,
             window=config.w2v_window)
-        lookup = lambda token: vectors[token] if token in vectors.key_to_index else None
+        lookup = vectors.get
         info = {"embeddings_source": "word2vec", "word2vec_cached": cached,
                 "word2vec_seconds": round(time.perf_counter() - started, 1)}
     else:

@@ -80,3 +80,13 @@ def test_vectors_file_with_ragged_line(tmp_path):
     path.write_text("good 1 2 3\nbad 1 2\n")
     with pytest.raises(UserError, match=r"v.txt:2: 2 numbers, expected 3"):
         embeddings.read_vectors_file(path)
+
+
+def test_word2vec_cache_is_one_file_and_round_trips(tmp_path):
+    corpus = [["good", "movie"], ["bad", "movie"]] * 20
+    path = tmp_path / "cache" / "w2v.npz"
+    trained, cached = embeddings.load_or_train_word2vec(path, lambda: corpus, dim=4, seed=1, min_count=1)
+    again, cached_again = embeddings.load_or_train_word2vec(path, lambda: 1 / 0, dim=4, seed=1, min_count=1)
+    assert (cached, cached_again) == (False, True)
+    assert np.array_equal(trained["good"], again["good"]) and set(again) == {"good", "bad", "movie"}
+    assert [p.name for p in path.parent.iterdir()] == ["w2v.npz"]  # no side files left behind
