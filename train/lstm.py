@@ -8,7 +8,7 @@ from imdb_sentiment.config import parse_config
 from imdb_sentiment.errors import run_main
 from imdb_sentiment.pipeline import EmbeddingConfig, run_embedding_family
 
-DEFAULTS = {"model": "lstm"}
+DEFAULTS = {"model": "lstm", "epochs": 3}
 
 
 def main(argv=None):
