@@ -286,8 +286,12 @@ def open_storage(url: str, search: SearchConfig, on_stale: Callable):
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=search.heartbeat_seconds,
                 grace_period=search.grace_seconds, heartbeat_stale_trial_callback=on_stale)
     except (SQLAlchemyError, ImportError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"--storage {redact(url)}: cannot open the study storage ({reason})") from None
+        raise UserError(f"--storage {redact(url)}: cannot open the study storage ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class StudyLock:
@@ -314,6 +318,15 @@ class StudyLock:
                   f"(use PostgreSQL or SQLite)", flush=True)
 
     def acquire(self):
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            self._acquire()
+        except (SQLAlchemyError, ImportError, OSError) as error:
+            raise UserError(f"--storage {redact(self.url)}: cannot open the study storage "
+                            f"({_first_line(error)})") from None
+        self._held = True
+
+    def _acquire(self):
         if self._kind == "file":
             from sqlalchemy.engine import make_url
             path = Path(make_url(self.url).database + ".lock")
@@ -321,12 +334,12 @@ class StudyLock:
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif self._kind == "postgres":
             import sqlalchemy
-            engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+            engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool,
+                                             connect_args={"connect_timeout": 10})
             self._connection = engine.connect()
             self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
         else:
             self._local.acquire()
-        self._held = True
 
     def release(self):
         if not self._held:
@@ -649,11 +662,11 @@ def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) ->
     url = storage_url(search.storage or default_storage())
     attrs = {"search_space": space_signature(space), "family": family, "settings": fixed_settings(config)}
     on_stale = stale_trial_handler(study_name, config.experiment, search.max_retries)
-    storage = open_storage(url, search, on_stale)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lock = StudyLock(url, study_name)
 
-    with lock:
+    with lock:  # also around opening: workers starting at once on a new database race to create its tables
+        storage = open_storage(url, search, on_stale)
         study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
                                     pruner=make_pruner(search.pruner), load_if_exists=True)
         if "search_space" in study.user_attrs:

@@ -44,7 +44,8 @@ def mlflow_server(tmp_path) -> str:
     mlflow = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen(
         [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1",
+         "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -58,7 +59,7 @@ def mlflow_server(tmp_path) -> str:
                 time.sleep(0.5)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(server.pid, signal.SIGKILL)  # a throw-away store: no need for a graceful stop
         server.wait(timeout=30)
 
 
@@ -91,16 +92,18 @@ def test_two_workers_share_one_study(postgres_url, mlflow_server, tiny_data_dir)
         assert all(t.state.name == "COMPLETE" for t in trials)
         assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
 
-        # 2. A budget shared by both: about 2.5 more trials' worth by the mean so far.
+        # 2. A budget shared by both: room for 1.5 more trials by the mean so far. The first worker
+        #    to check starts one; the other sees that trial's reservation and starts none (or one
+        #    more if the first had already finished well under the estimate).
         before = budget_of(trials)
-        budget = before.spent + 2.5 * before.estimate
+        budget = before.spent + 1.5 * before.estimate
         outputs = run_workers(command("--n-trials", "100", "--budget-gpu-hours", repr(budget)), env)
         assert all("no further trial: budget" in output for output in outputs)
         trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
         numbers = [t.number for t in trials]
-        assert numbers == list(range(len(trials))) and 5 <= len(trials) <= 8, numbers
+        assert numbers == list(range(len(trials))) and 5 <= len(trials) <= 6, numbers
         assert all(t.state.name == "COMPLETE" for t in trials), [t.state.name for t in trials]
-        check_budget_records(trials, budget)
+        check_budget_records(trials[4:], budget)
         after = budget_of(trials)
         assert after.spent + after.estimate > budget
         # What a worker had running at the limit may finish: at most one trial per worker past it.
