@@ -275,6 +275,23 @@ def test_unsloth_without_gpu_names_the_cpu_alternative(tiny_models, real_slice, 
     assert "unsloth" not in sys.modules
 
 
+@pytest.mark.parametrize("architecture", sorted(FULL_FINE_TUNING))
+def test_default_lora_targets_exist_and_heads_train(architecture, tiny_models):
+    import torch
+
+    from imdb_sentiment.encoders import LORA_TARGETS, EncoderConfig, load_transformers_model, model_config
+
+    model_type = model_config(str(tiny_models[architecture])).model_type
+    model, _ = load_transformers_model(EncoderConfig(model=str(tiny_models[architecture]), method="lora"),
+                                       model_type, torch.device("cpu"))
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    for target in LORA_TARGETS[model_type]:
+        assert any(f"{target}.lora_A" in name for name in trainable), (target, trainable)
+    assert any("modules_to_save" in name and "classifier" in name for name in trainable), trainable
+    frozen_base = [name for name, p in model.named_parameters() if not p.requires_grad]
+    assert any("embeddings" in name for name in frozen_base)
+
+
 def test_quantised_full_fine_tuning_is_refused():
     from imdb_sentiment.encoders import EncoderConfig
     from imdb_sentiment.errors import UserError
