@@ -45,6 +45,11 @@ class Run:
         return self.status == FINISHED
 
     @property
+    def full_data(self) -> bool:
+        """Trained on all the data: no --limit (a run that logs no limit counts as full)."""
+        return self.params.get("limit") in (None, "None", "")
+
+    @property
     def is_study_parent(self) -> bool:
         return self.tags.get("study_parent") == "true"
 
@@ -92,9 +97,10 @@ def select_run(runs: list[Run], select: str) -> Run | None:
     if not runs:
         return None
     if select == "latest":
-        return latest(runs)
-    # Runs without a validation accuracy rank below every run that has one.
-    return max(runs, key=lambda r: ("best_val_acc" in r.metrics,
+        return max(runs, key=lambda r: (r.full_data, r.start_time, r.run_id))
+    # Full-data runs rank above quick --limit runs (whose small validation set
+    # can score anything); runs without a validation accuracy rank last.
+    return max(runs, key=lambda r: (r.full_data, "best_val_acc" in r.metrics,
                                     r.metrics.get("best_val_acc", 0.0), r.start_time, r.run_id))
 
 

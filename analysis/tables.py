@@ -125,6 +125,8 @@ def model_row(family: str, run: Run | None, reference: Reference | None,
                diff=(round(test_acc - ref_acc, 5)
                      if test_acc is not None and ref_acc is not None else None),
                note="; ".join(notes))
+    if not run.full_data:
+        row["note"] = "; ".join([f"quick run: --limit {run.params['limit']}"] + notes)
     return row
 
 
@@ -188,7 +190,11 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
 def short_model_name(model: str) -> str:
     """A local checkpoint path shows as its folder name: the README must not carry
     one machine's paths. Hub names such as `microsoft/deberta-v3-base` stay whole."""
-    return PurePosixPath(model).name if model.startswith(("/", "~", ".")) else model
+    if not model.startswith(("/", "~", ".")):
+        return model
+    path = PurePosixPath(model)
+    # packaged checkpoints often sit in a folder named just "model"
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
 def model_markdown(table: Table) -> str:
@@ -229,7 +235,22 @@ def study_markdown(rows: list[dict]) -> str:
     return fmt.markdown_table(header, cells)
 
 
-def render_markdown(tables: list[Table], studies: list[dict], experiment: str, select: str) -> str:
+def benchmark_markdown(runs: list[Run]) -> str:
+    """The newest finished run of each benchmark (runs tagged `benchmark`), its numbers as logged."""
+    newest: dict[str, Run] = {}
+    for run in runs:
+        name = run.tags.get("benchmark")
+        if name and run.finished and (name not in newest or run.start_time > newest[name].start_time):
+            newest[name] = run
+    if not newest:
+        return "No benchmark runs in this experiment yet (`make bench-lstm`, `make bench-encoder`)."
+    cells = [[name, ", ".join(f"{key} {fmt.fixed(value, 3)}" for key, value in sorted(run.metrics.items())),
+              run.run_id[:8]] for name, run in sorted(newest.items())]
+    return fmt.markdown_table(["Benchmark", "Numbers (newest finished run)", "Run"], cells)
+
+
+def render_markdown(tables: list[Table], studies: list[dict], experiment: str, select: str,
+                    benchmarks: str | None = None) -> str:
     """The results section: the same text goes to results.md and the README."""
     rule = ("the finished run with the best validation accuracy" if select == "best"
             else "the newest finished run")
@@ -239,6 +260,8 @@ def render_markdown(tables: list[Table], studies: list[dict], experiment: str, s
     for table in tables:
         parts += [f"### {table.title}", model_markdown(table)]
     parts += ["### Hyperparameter searches", study_markdown(studies)]
+    if benchmarks is not None:
+        parts += ["### Benchmarks", benchmarks]
     return "\n\n".join(parts) + "\n"
 
 
@@ -292,7 +315,8 @@ def main(argv=None):
 
     store = open_store(args)
     tables, studies = build(store, args.select, args.ui_url)
-    markdown = render_markdown(tables, studies, store.experiment_name, args.select)
+    markdown = render_markdown(tables, studies, store.experiment_name, args.select,
+                               benchmark_markdown(store.runs()))
     for path in write_outputs(tables, studies, markdown, args.out_dir):
         print(f"wrote {path}")
     if readme_text is not None:

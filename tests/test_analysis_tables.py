@@ -29,6 +29,13 @@ def store(tmp_path_factory):
         "lstm", "lstm", test_acc=0.85, test_auc=0.93, best_val_acc=0.86, best_epoch=2,
         train_seconds=42, trainable_params=980))
     log_run(client, exp, 3, status="FAILED", **model("lstm", "bilstm", best_val_acc=0.99))
+    # A quick --limit run scores a high validation accuracy on its tiny
+    # validation set: it must not stand for the family over full-data runs.
+    log_run(client, exp, 11, params={"limit": "300"}, **model("lstm", "bilstm", test_acc=0.7,
+                                                              best_val_acc=0.97))
+    # A benchmark run: no family, so no model row, but a benchmark row.
+    log_run(client, exp, 12, tags={"benchmark": "lstm_batching"},
+            metrics={"speedup": 2.5, "ours_seconds": 100.0})
     # gru: only a killed run -> its row stays and says so.
     log_run(client, exp, 4, status="KILLED", **model("gru", "bigru", best_val_acc=0.9))
     # bert: a reference given as a range, diff against the high end.
@@ -114,7 +121,8 @@ def test_markdown_of_the_encoder_and_other_tables(store, tmp_path):
         "| logreg | `logreg` | 0.8800 |  | 0.8800 |  | cpu |  |  |  |  |\n\n"
     ) in text
     # Every table of reference.csv is there, trials and parents in none.
-    assert text.count("### ") == 6
+    assert text.count("### ") == 7
+    assert "| lstm_batching | ours_seconds 100.000, speedup 2.500 |" in text.split("### Benchmarks")[1]
     assert "| deberta-prefix | — |" in text.split("### DeBERTa PEFT")[1]
 
 
