@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -276,6 +275,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> str:
+    """The body of url once the server that is starting answers it."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            assert server.poll() is None, f"the server for {url} exited"
+            assert time.time() < deadline, f"nothing answered {url} in {timeout:.0f}s"
+            time.sleep(0.5)
+
+
 def make_recipe(target: str, *variables) -> str:
     """The command a make target runs (dry run: nothing is installed or trained)."""
     result = run_script(["make", "--no-print-directory", "-n", target, *variables])
@@ -298,16 +310,7 @@ def test_make_optuna_dashboard_serves_the_storage_on_localhost(tmp_path):
     server = subprocess.Popen(recipe, shell=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as response:
-                    body = response.read().decode()
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "optuna-dashboard did not come up"
-                time.sleep(0.5)
-        assert '"shown"' in body
+        assert '"shown"' in wait_for_http(f"http://127.0.0.1:{port}/api/studies", server)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=10)

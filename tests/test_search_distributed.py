@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PYTHON, REPO
-from tests.test_search import TINY_LSTM, check_budget_records, free_port
+from tests.test_search import TINY_LSTM, check_budget_records, free_port, wait_for_http
 
 pytestmark = pytest.mark.postgres
 
@@ -49,14 +47,7 @@ def mlflow_server(tmp_path) -> str:
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "mlflow server did not come up"
-                time.sleep(0.5)
+        wait_for_http(f"{url}/health", server)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGKILL)  # a throw-away store: no need for a graceful stop
