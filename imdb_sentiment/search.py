@@ -33,6 +33,7 @@ import json
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import typing
@@ -198,7 +199,7 @@ def parse_search_args(study: str, argv, prog: str, description: str):
     error, not silently ignored).
     """
     spec, space = STUDIES[study], SEARCH_SPACES[study]
-    argv = list(argv) if argv is not None else __import__("sys").argv[1:]
+    argv = list(argv) if argv is not None else sys.argv[1:]
     # The family decides which training flags exist: read it first (help waits for the full parser).
     for name in space:
         if any(arg == flag(name) or arg.startswith(flag(name) + "=") for arg in argv):
