@@ -32,9 +32,9 @@ from . import data, device as devices, losses, text, tracking
 from .batching import BucketBatchSampler
 from .config import RunConfig, option, require
 from .errors import UserError
-from .pipeline import Outcome
+from .pipeline import Outcome, fit_logged
 from .reporting import report_test
-from .training import FitSettings, fit, predict
+from .training import FitSettings, predict
 
 # --- registries ---------------------------------------------------------------
 
@@ -555,19 +555,10 @@ def run_encoder(config: EncoderConfig, family: str, on_epoch: Callable | None = 
         def loader(name, shuffle, batch_size):
             return make_loader(datasets[name], tokenizer, batch_size, shuffle, config.seed)
 
-        settings = FitSettings(epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
-                               grad_clip=config.grad_clip, patience=config.patience,
-                               warmup_ratio=config.warmup_ratio, grad_accumulation=config.grad_accumulation,
-                               mixed_precision=config.mixed_precision, progress=config.progress)
-
-        def epoch_done(epoch, metrics):
-            tracking.log_epoch(epoch, metrics)
-            if on_epoch:
-                on_epoch(epoch, metrics)
-
-        result = fit(TrainedWeights(model), loader("train", True, config.batch_size),
-                     loader("val", False, config.eval_batch_size), settings, device,
-                     forward=forward, compute_loss=LOSSES[config.regulariser](config), on_epoch=epoch_done)
+        result = fit_logged(TrainedWeights(model), loader("train", True, config.batch_size),
+                            loader("val", False, config.eval_batch_size), FitSettings.from_config(config),
+                            device, forward, compute_loss=LOSSES[config.regulariser](config),
+                            on_epoch=on_epoch)
         test_probs, _ = predict(model, loader("test", False, config.eval_batch_size), forward, device,
                                 config.mixed_precision)
         final = report_test(splits.test, test_probs, result.history, result.best_epoch, result.best_val_acc,

@@ -9,13 +9,11 @@ registry; train with the shared loop; predict the test reviews; log it all
 to one MLflow run.
 """
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -166,6 +164,20 @@ def make_loader(sequences, labels, max_length: int, truncation: str, batch_size:
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=pad_batch)
 
 
+def fit_logged(model, train_loader, val_loader, settings: FitSettings, device, forward,
+               compute_loss=None, on_epoch: Callable | None = None):
+    """The shared loop with each epoch's metrics logged to the active run before
+    on_epoch (a search trial's report / prune) sees them."""
+
+    def epoch_done(epoch, metrics):
+        tracking.log_epoch(epoch, metrics)
+        if on_epoch:
+            on_epoch(epoch, metrics)
+
+    return fit(model, train_loader, val_loader, settings, device, forward=forward,
+               compute_loss=compute_loss, on_epoch=epoch_done)
+
+
 @dataclass
 class Outcome:
     run_id: str
@@ -201,18 +213,9 @@ def run_embedding_family(config: EmbeddingConfig, family: str, on_epoch: Callabl
             return make_loader(encoded.sequences[name], getattr(splits, name)["label"].to_numpy(),
                                config.max_length, config.truncation, batch_size, shuffle, config.seed)
 
-        settings = FitSettings(epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
-                               grad_clip=config.grad_clip, patience=config.patience,
-                               warmup_ratio=config.warmup_ratio, progress=config.progress)
-
-        def epoch_done(epoch, metrics):
-            tracking.log_epoch(epoch, metrics)
-            if on_epoch:
-                on_epoch(epoch, metrics)
-
-        result = fit(model, loader("train", True, config.batch_size),
-                     loader("val", False, config.eval_batch_size), settings, device,
-                     forward=forward_batch, on_epoch=epoch_done)
+        result = fit_logged(model, loader("train", True, config.batch_size),
+                            loader("val", False, config.eval_batch_size), FitSettings.from_config(config),
+                            device, forward_batch, on_epoch=on_epoch)
         test_probs, _ = predict(model, loader("test", False, config.eval_batch_size), forward_batch, device)
         final = report_test(splits.test, test_probs, result.history, result.best_epoch, result.best_val_acc,
                             result.train_seconds, started, count_trainable(model))

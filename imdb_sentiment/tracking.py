@@ -8,7 +8,6 @@ that returns normally is FINISHED.
 """
 
 import json
-import os
 import platform
 import signal
 import subprocess
@@ -178,7 +177,6 @@ def log_dict(data: dict, name: str) -> None:
 
 def log_pytorch_model(model, name: str = "model") -> None:
     import mlflow.pytorch
-    import torch
 
     # Requirements named here: MLflow's inference of them imports and probes
     # the whole environment, which costs more than the logging itself.

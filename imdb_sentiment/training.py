@@ -33,6 +33,13 @@ class FitSettings:
     progress: bool = True
 
 
+    @classmethod
+    def from_config(cls, config) -> "FitSettings":
+        """The loop's settings from a family config (fields of the same names; the rest default)."""
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{name: getattr(config, name) for name in names if hasattr(config, name)})
+
+
 @dataclass
 class FitResult:
     best_epoch: int

@@ -1,6 +1,5 @@
 """Readers: Kaggle and aclImdb layouts, every bad input, splits, `make data`."""
 
-import io
 import tarfile
 import zipfile
 

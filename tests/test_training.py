@@ -4,7 +4,7 @@ and batching buckets by length without losing or repeating a review."""
 import numpy as np
 import torch
 
-from imdb_sentiment.batching import BucketBatchSampler, SequenceDataset, pad_batch
+from imdb_sentiment.batching import BucketBatchSampler, pad_batch
 from imdb_sentiment.models import RecurrentClassifier, forward_batch, make_embedding
 from imdb_sentiment.pipeline import make_loader
 from imdb_sentiment.training import FitSettings, fit, predict
