@@ -44,11 +44,14 @@ def load_or_train_word2vec(cache_path: Path, token_lists_fn, **settings):
             words = json.loads(stored["words"].tobytes().decode())
             return dict(zip(words, stored["vectors"])), True
     vectors = train_word2vec(token_lists_fn(), **settings)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
-    words = json.dumps(list(vectors.index_to_key)).encode()
-    np.savez(tmp, words=np.frombuffer(words, dtype=np.uint8), vectors=vectors.vectors)
-    tmp.replace(cache_path)
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
+        words = json.dumps(list(vectors.index_to_key)).encode()
+        np.savez(tmp, words=np.frombuffer(words, dtype=np.uint8), vectors=vectors.vectors)
+        tmp.replace(cache_path)
+    except OSError as error:  # a read-only data dir still trains, just without the cache
+        print(f"note: cannot cache word2vec vectors at {cache_path} ({error})")
     return {word: vectors[word] for word in vectors.index_to_key}, False
 
 
