@@ -1,7 +1,7 @@
 # Optuna searches (issue 5): each trial trains as the family's train/ script does.
 # Flags go through ARGS, e.g. make search-max-length ARGS="--family gru --budget-gpu-hours 2".
 # Many workers: run the same command on each machine with --storage postgresql://... and
-# MLFLOW_TRACKING_URI pointing at one MLflow server (mk/search.README.md).
+# MLFLOW_TRACKING_URI pointing at one MLflow server (README.md, "Hyperparameter search").
 OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlflow/optuna.db
 DASHBOARD_PORT ?= 8080
 

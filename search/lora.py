@@ -3,7 +3,7 @@
 Optuna study of LoRA rank r, alpha and the learning rate of the DeBERTa LoRA family (`--family rdrop-lora`, `scl-lora` too).
 Search space: SEARCH_SPACES["lora"] in imdb_sentiment/search.py; the trials
 train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: mk/search.README.md.
+through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search

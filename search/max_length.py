@@ -3,7 +3,7 @@
 Optuna study of max_length for a chosen family (`--family lstm`, `--family bert`, ...): how many tokens a review needs.
 Search space: SEARCH_SPACES["max_length"] in imdb_sentiment/search.py; the trials
 train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: mk/search.README.md.
+through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search

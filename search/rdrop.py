@@ -3,7 +3,7 @@
 Optuna study of the R-Drop weight alpha (KL between two dropout passes) of the R-Drop encoder family.
 Search space: SEARCH_SPACES["rdrop"] in imdb_sentiment/search.py; the trials
 train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: mk/search.README.md.
+through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search

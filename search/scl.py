@@ -3,7 +3,7 @@
 Optuna study of the supervised-contrastive (SCL) temperature and its weight lambda against cross-entropy.
 Search space: SEARCH_SPACES["scl"] in imdb_sentiment/search.py; the trials
 train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: mk/search.README.md.
+through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search
