@@ -1,27 +1,15 @@
 """End to end: `make train-<family>` on a slice of the real data, as a user runs it; the
 finished MLflow run (in a temp store) must hold test_acc, the submission and the model."""
 
-import csv
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_script
+from tests.conftest import finished_run, read_submission, run_script
 
 FAMILIES = ["gru", "cnn", "cnn-lstm", "attention-lstm", "capsule-lstm", "transformer"]
 TINY = ("--limit 200 --epochs 1 --embeddings random --embedding-dim 16 --hidden-size 16 --num-filters 8 "
         "--attention-dim 8 --num-capsules 4 --capsule-dim 4 --num-heads 2 --feedforward-dim 32 "
         "--max-length 64 --no-progress")
-
-
-def finished_run(uri: str, run_name: str):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("test")
-    runs = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'")
-    assert len(runs) == 1, f"expected one run named {run_name}, found {len(runs)}"
-    return client, runs[0]
 
 
 @pytest.mark.slow
@@ -42,9 +30,7 @@ def test_make_target_trains_and_logs_a_finished_run(family, mlflow_store, real_d
 
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert {"submission.csv", "predictions.csv", "vocab.json"} <= artifacts
-    submission = Path(client.download_artifacts(run.info.run_id, "submission.csv", str(tmp_path)))
-    with open(submission, newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = read_submission(client, run.info.run_id, tmp_path)
     assert rows[0] == ["id", "sentiment"]
     assert len(rows) == 1 + 200  # --limit keeps 200 of the 25,000 test reviews
     assert all(0.0 <= float(probability) <= 1.0 for _, probability in rows[1:])

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import PYTHON, run_script
+from tests.conftest import finished_run as conftest_finished_run
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -126,12 +127,8 @@ def tiny_args(data_dir, model_dir, run_name, *extra):
 
 
 def finished_run(uri: str, run_name: str):
-    from mlflow.tracking import MlflowClient
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("encoders-test")
-    runs = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'")
-    assert len(runs) == 1, f"expected one run named {run_name}, found {len(runs)}"
-    run = runs[0]
+    """The run, checked for what every encoder run must hold."""
+    client, run = conftest_finished_run(uri, run_name, experiment="encoders-test")
     assert run.info.status == "FINISHED"
     for metric in ("test_acc", "test_auc", "best_val_acc", "train_seconds", "trainable_params"):
         assert metric in run.data.metrics, metric
