@@ -5,9 +5,12 @@ Rebuilds the reference project's accuracy tables from the runs in MLflow
 validation accuracy (or, with --select latest, the newest finished run).
 FAILED/KILLED runs never count; a family without a finished run keeps its row
 and says so. Families that no reference table lists go to "Other models",
-so no run vanishes. A study table summarises every search study.
+so no run vanishes. An encoder table sets the methods run on one checkpoint
+(full fine-tuning, LoRA, R-Drop, SCL, ...) side by side. A study table
+summarises every search study.
 
-Writes analysis/results.md, analysis/results_<table>.csv, analysis/studies.csv
+Writes analysis/results.md, analysis/results_<table>.csv,
+analysis/results_encoder_methods.csv, analysis/studies.csv
 and, with --readme, rewrites the README between the results markers.
 """
 
@@ -43,6 +46,10 @@ DEFAULT_UI_URL = "http://127.0.0.1:5000"
 MODEL_COLUMNS = ["family", "model", "run_id", "test_acc", "test_auc", "best_val_acc",
                  "best_epoch", "train_seconds", "device", "trainable_params",
                  "reference_acc_low", "reference_acc", "diff", "note"]
+# The encoder runs side by side: one row per checkpoint x method x regulariser x data size.
+METHOD_COLUMNS = ["model", "method", "quantize", "regulariser", "limit", "tokens_per_review",
+                  "family", "run_id", "test_acc", "test_auc", "best_val_acc", "best_epoch",
+                  "train_seconds", "device", "trainable_params"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
                  "device_hours", "best_value", "best_params", "best_run_id", "best_run_url",
                  "note"]
@@ -156,6 +163,55 @@ def model_tables(runs: list[Run], references: list[Reference], select: str) -> l
     return tables
 
 
+def method_rows(runs: list[Run], select: str) -> list[dict]:
+    """Encoder runs (those tagged with a `method`) grouped by what differs between them,
+    the chosen run of each group: full fine-tuning, LoRA, R-Drop and SCL on one
+    checkpoint compare here, whichever family row each run stands for. Runs on a
+    --limit slice form their own groups, so a slice never hides behind the full data."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in model_runs(runs):
+        if "method" not in run.tags:
+            continue
+        limit = None if run.full_data else run.params["limit"]
+        key = (run.tags.get("model", ""), limit, run.tags["method"], run.tags.get("quantize", "none"),
+               run.tags.get("regulariser", "none"))
+        groups.setdefault(key, []).append(run)
+    rows = []
+    # Checkpoint by checkpoint, full data first, then the larger slices.
+    for key in sorted(groups, key=lambda k: (k[0], k[1] is not None, -int(k[1] or 0), k[2:])):
+        model, limit, method, quantize, regulariser = key
+        run = select_run(groups[key], select)
+        row = dict.fromkeys(METHOD_COLUMNS)
+        row.update(model=model, method=method, quantize=quantize, regulariser=regulariser, limit=limit,
+                   tokens_per_review=run.params.get("tokens_per_review"), family=run.family,
+                   run_id=run.run_id, test_acc=run.metrics.get("test_acc"),
+                   test_auc=run.metrics.get("test_auc"), best_val_acc=run.metrics.get("best_val_acc"),
+                   best_epoch=int_metric(run, "best_epoch"), train_seconds=run.metrics.get("train_seconds"),
+                   device=run.tags.get("device", ""), trainable_params=int_metric(run, "trainable_params"))
+        rows.append(row)
+    return rows
+
+
+def method_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "No encoder runs in this experiment yet."
+    header = ["Model", "Data", "Method", "Regulariser", "Tokens", "Test acc", "Test AUC",
+              "Best val acc (epoch)", "Training time", "Device", "Trainable params", "Family"]
+    cells = []
+    for row in rows:
+        method = row["method"] if row["quantize"] == "none" else f"{row['method']} ({row['quantize']})"
+        best_val = fmt.fixed(row["best_val_acc"])
+        if row["best_epoch"] is not None:
+            best_val += f" ({row['best_epoch']})"
+        cells.append([f"`{short_model_name(row['model'])}`",
+                      "full" if row["limit"] is None else f"--limit {row['limit']}",
+                      method, row["regulariser"], row["tokens_per_review"] or "",
+                      fmt.fixed(row["test_acc"]), fmt.fixed(row["test_auc"]), best_val,
+                      fmt.duration(row["train_seconds"]), row["device"] or "",
+                      fmt.count(row["trainable_params"]), row["family"]])
+    return fmt.markdown_table(header, cells)
+
+
 def study_rows(runs: list[Run], run_url) -> list[dict]:
     """One row per study, from its parent run, which holds the study's totals.
 
@@ -250,7 +306,7 @@ def benchmark_markdown(runs: list[Run]) -> str:
 
 
 def render_markdown(tables: list[Table], studies: list[dict], experiment: str, select: str,
-                    benchmarks: str | None = None) -> str:
+                    benchmarks: str | None = None, methods: list[dict] | None = None) -> str:
     """The results section: the same text goes to results.md and the README."""
     rule = ("the finished run with the best validation accuracy" if select == "best"
             else "the newest finished run")
@@ -259,6 +315,11 @@ def render_markdown(tables: list[Table], studies: list[dict], experiment: str, s
              "project's reported accuracy."]
     for table in tables:
         parts += [f"### {table.title}", model_markdown(table)]
+    if methods is not None:
+        parts += ["### Encoders by checkpoint and method",
+                  "Every encoder run group (checkpoint, data, method, regulariser), its "
+                  f"{'best' if select == 'best' else 'newest'} finished run: the methods compared "
+                  "on one backbone.", method_markdown(methods)]
     parts += ["### Hyperparameter searches", study_markdown(studies)]
     if benchmarks is not None:
         parts += ["### Benchmarks", benchmarks]
@@ -273,7 +334,8 @@ def replace_between_markers(text: str, content: str, where: str) -> str:
     return text[:start + len(README_START)] + "\n" + content + text[end:]
 
 
-def write_outputs(tables: list[Table], studies: list[dict], markdown: str, out_dir: Path) -> list[Path]:
+def write_outputs(tables: list[Table], studies: list[dict], markdown: str, out_dir: Path,
+                  methods: list[dict]) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "results.md"]
     written[0].write_text("# Results\n\n" + markdown, encoding="utf-8")
@@ -281,16 +343,18 @@ def write_outputs(tables: list[Table], studies: list[dict], markdown: str, out_d
         path = out_dir / f"results_{table.key}.csv"
         fmt.write_csv(path, MODEL_COLUMNS, table.rows)
         written.append(path)
+    fmt.write_csv(out_dir / "results_encoder_methods.csv", METHOD_COLUMNS, methods)
+    written.append(out_dir / "results_encoder_methods.csv")
     fmt.write_csv(out_dir / "studies.csv", STUDY_COLUMNS, studies)
     written.append(out_dir / "studies.csv")
     return written
 
 
-def build(store: RunStore, select: str, ui_url: str) -> tuple[list[Table], list[dict]]:
+def build(store: RunStore, select: str, ui_url: str) -> tuple[list[Table], list[dict], list[dict]]:
     runs = store.runs()
     tables = model_tables(runs, load_reference(), select)
     studies = study_rows(runs, lambda run_id: store.run_url(ui_url, run_id))
-    return tables, studies
+    return tables, studies, method_rows(runs, select)
 
 
 def main(argv=None):
@@ -314,10 +378,10 @@ def main(argv=None):
         replace_between_markers(readme_text, "", str(args.readme))
 
     store = open_store(args)
-    tables, studies = build(store, args.select, args.ui_url)
+    tables, studies, methods = build(store, args.select, args.ui_url)
     markdown = render_markdown(tables, studies, store.experiment_name, args.select,
-                               benchmark_markdown(store.runs()))
-    for path in write_outputs(tables, studies, markdown, args.out_dir):
+                               benchmark_markdown(store.runs()), methods)
+    for path in write_outputs(tables, studies, markdown, args.out_dir, methods):
         print(f"wrote {path}")
     if readme_text is not None:
         args.readme.write_text(replace_between_markers(readme_text, markdown, str(args.readme)),

@@ -172,6 +172,12 @@ class EncoderConfig(RunConfig):
             self.lr = DEFAULT_LR[self.method]
 
 
+def family_name(base: str, config: EncoderConfig) -> str:
+    """The tables' row key: `bert` for full fine-tuning, `bert-lora` for LoRA on it, and so on,
+    so that a PEFT run never competes with full fine-tuning for one row."""
+    return base if config.method == "none" else f"{base}-{config.method}"
+
+
 def lora_targets(config: EncoderConfig, model_type: str) -> list[str]:
     if config.target_modules != "auto":
         return [name.strip() for name in config.target_modules.split(",") if name.strip()]

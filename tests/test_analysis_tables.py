@@ -120,8 +120,8 @@ def test_markdown_of_the_encoder_and_other_tables(store, tmp_path):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         "| logreg | `logreg` | 0.8800 |  | 0.8800 |  | cpu |  |  |  |  |\n\n"
     ) in text
-    # Every table of reference.csv is there, trials and parents in none.
-    assert text.count("### ") == 7
+    # Every table of reference.csv, other models, the encoder methods, studies and benchmarks.
+    assert text.count("### ") == 8
     assert "| lstm_batching | ours_seconds 100.000, speedup 2.500 |" in text.split("### Benchmarks")[1]
     assert "| deberta-prefix | — |" in text.split("### DeBERTa PEFT")[1]
 
@@ -193,3 +193,47 @@ def test_make_tables(store, tmp_path):
                                   + (tmp_path / "results.md").read_text().removeprefix("# Results\n\n")
                                   + "<!-- results:end -->\n")
     assert f"| lstm | `bilstm` | 0.8812 |" in readme.read_text()
+
+
+def encoder(family, model_name, method="none", regulariser="none", quantize="none", limit=None,
+            status="FINISHED", **metrics):
+    tags = {"family": family, "model": model_name, "device": "cpu", "method": method,
+            "regulariser": regulariser, "quantize": quantize}
+    params = {"tokens_per_review": 128, **({"limit": limit} if limit else {})}
+    return dict(status=status, tags=tags, params=params, metrics=metrics)
+
+
+def test_encoder_methods_side_by_side(tmp_path):
+    """Full fine-tuning, LoRA, R-Drop and SCL on one checkpoint share a table,
+    whatever family row each run stands for; slices stay apart from the full data."""
+    uri, client, exp = new_store(tmp_path / "store")
+    ids = {}
+    ids["full"] = log_run(client, exp, 1, **encoder("bert", "minilm", test_acc=0.905, best_val_acc=0.91,
+                                                    best_epoch=1, train_seconds=3000,
+                                                    trainable_params=22_700_000))
+    ids["slice"] = log_run(client, exp, 2, **encoder("bert", "minilm", test_acc=0.99, best_val_acc=0.99,
+                                                     limit=200))
+    ids["lora"] = log_run(client, exp, 3, **encoder("bert-lora", "minilm", "lora", test_acc=0.885,
+                                                    best_val_acc=0.89, trainable_params=1_000_000))
+    log_run(client, exp, 4, **encoder("bert-lora", "minilm", "lora", test_acc=0.95, best_val_acc=0.80))
+    ids["rdrop"] = log_run(client, exp, 5, **encoder("rdrop", "minilm", regulariser="rdrop", limit=4000,
+                                                     test_acc=0.86, best_val_acc=0.87))
+    log_run(client, exp, 6, **encoder("scl", "minilm", regulariser="scl", status="FAILED",
+                                      best_val_acc=0.99))
+    ids["int8"] = log_run(client, exp, 7, **encoder("deberta-lora", "deberta-v3", "lora",
+                                                    quantize="8bit", test_acc=0.93, best_val_acc=0.93))
+    log_run(client, exp, 8, tags={"family": "lstm", "model": "lstm"}, metrics={"test_acc": 0.89})
+
+    tables.main(["--tracking-uri", uri, "--out-dir", str(tmp_path)])
+    assert (tmp_path / "results_encoder_methods.csv").read_text() == (
+        "model,method,quantize,regulariser,limit,tokens_per_review,family,run_id,test_acc,test_auc,"
+        "best_val_acc,best_epoch,train_seconds,device,trainable_params\n"
+        f"deberta-v3,lora,8bit,none,,128,deberta-lora,{ids['int8']},0.93,,0.93,,,cpu,\n"
+        f"minilm,lora,none,none,,128,bert-lora,{ids['lora']},0.885,,0.89,,,cpu,1000000\n"
+        f"minilm,none,none,none,,128,bert,{ids['full']},0.905,,0.91,1,3000.0,cpu,22700000\n"
+        f"minilm,none,none,rdrop,4000,128,rdrop,{ids['rdrop']},0.86,,0.87,,,cpu,\n"
+        f"minilm,none,none,none,200,128,bert,{ids['slice']},0.99,,0.99,,,cpu,\n")
+    text = (tmp_path / "results.md").read_text().split("### Encoders by checkpoint and method")[1]
+    assert "| `minilm` | full | lora | none | 128 | 0.8850 |  | 0.8900 |  | cpu | 1M | bert-lora |" in text
+    assert "| `deberta-v3` | full | lora (8bit) | none |" in text
+    assert "| `minilm` | --limit 4000 | none | rdrop | 128 | 0.8600 |" in text

@@ -238,6 +238,7 @@ def test_prefix_tuning_works_on_bert(tiny_models, real_slice, store):
                                   "--num-virtual-tokens", "4"))
     _, run = finished_run(store, "prefix-bert")
     assert run.data.tags["method"] == "prefix"
+    assert run.data.tags["family"] == "bert-prefix"  # its own table row, apart from full fine-tuning
 
 
 def test_prefix_on_deberta_is_a_one_line_error_before_weights_load(tiny_models, real_slice, tmp_path):

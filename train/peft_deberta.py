@@ -8,7 +8,7 @@ LoRA, P-tuning, prompt tuning (classifier head trainable) or prefix tuning
 """
 
 from imdb_sentiment.config import parse_config
-from imdb_sentiment.encoders import EncoderConfig, run_encoder
+from imdb_sentiment.encoders import EncoderConfig, family_name, run_encoder
 from imdb_sentiment.errors import run_main
 
 DEFAULTS = {"model": "microsoft/deberta-v3-base", "method": "lora"}
@@ -17,7 +17,7 @@ DEFAULTS = {"model": "microsoft/deberta-v3-base", "method": "lora"}
 def main(argv=None):
     config = parse_config(EncoderConfig, argv, prog="train/peft_deberta.py", description=__doc__,
                           defaults=DEFAULTS)
-    run_encoder(config, family=f"deberta-{config.method}")
+    run_encoder(config, family=family_name("deberta", config))
 
 
 if __name__ == "__main__":

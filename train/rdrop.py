@@ -6,7 +6,7 @@ One pass at inference. --method lora gives the rdrop-lora row.
 """
 
 from imdb_sentiment.config import parse_config
-from imdb_sentiment.encoders import EncoderConfig, run_encoder
+from imdb_sentiment.encoders import EncoderConfig, family_name, run_encoder
 from imdb_sentiment.errors import run_main
 
 DEFAULTS = {"model": "bert-base-uncased", "regulariser": "rdrop"}
@@ -14,7 +14,7 @@ DEFAULTS = {"model": "bert-base-uncased", "regulariser": "rdrop"}
 
 def main(argv=None):
     config = parse_config(EncoderConfig, argv, prog="train/rdrop.py", description=__doc__, defaults=DEFAULTS)
-    run_encoder(config, family="rdrop" if config.method == "none" else f"rdrop-{config.method}")
+    run_encoder(config, family=family_name("rdrop", config))
 
 
 if __name__ == "__main__":

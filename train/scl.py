@@ -6,7 +6,7 @@ training only. --method lora gives the scl-lora row.
 """
 
 from imdb_sentiment.config import parse_config
-from imdb_sentiment.encoders import EncoderConfig, run_encoder
+from imdb_sentiment.encoders import EncoderConfig, family_name, run_encoder
 from imdb_sentiment.errors import run_main
 
 DEFAULTS = {"model": "bert-base-uncased", "regulariser": "scl"}
@@ -14,7 +14,7 @@ DEFAULTS = {"model": "bert-base-uncased", "regulariser": "scl"}
 
 def main(argv=None):
     config = parse_config(EncoderConfig, argv, prog="train/scl.py", description=__doc__, defaults=DEFAULTS)
-    run_encoder(config, family="scl" if config.method == "none" else f"scl-{config.method}")
+    run_encoder(config, family=family_name("scl", config))
 
 
 if __name__ == "__main__":
