@@ -59,6 +59,7 @@ STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_
 class Reference:
     table: str
     family: str
+    checkpoint: str        # what `make train-<family>` loads by default; "" for word-vector families
     acc_low: float | None  # set when the reference reports a range
     acc: float | None      # what the difference is taken against (a range's high end)
     note: str
@@ -91,7 +92,7 @@ def load_reference(path: Path = REFERENCE_CSV) -> list[Reference]:
             if row["family"] in seen:
                 raise UserError(f"{where}: family {row['family']!r} listed twice")
             seen.add(row["family"])
-            references.append(Reference(row["table"], row["family"],
+            references.append(Reference(row["table"], row["family"], row["checkpoint"],
                                         number(row["reference_acc_low"], where),
                                         number(row["reference_acc"], where), row["note"]))
     return references
@@ -123,7 +124,11 @@ def model_row(family: str, run: Run | None, reference: Reference | None,
 
     metrics = run.metrics
     test_acc = metrics.get("test_acc")
-    row.update(model=run.tags.get("model", ""), run_id=run.run_id, test_acc=test_acc,
+    model = run.tags.get("model", "")
+    if reference and reference.checkpoint and model != reference.checkpoint:
+        # e.g. all-MiniLM-L6-v2 in the bert row: the diff then compares two different models
+        notes.insert(0, f"checkpoint {short_model_name(model)}, not the family's {reference.checkpoint}")
+    row.update(model=model, run_id=run.run_id, test_acc=test_acc,
                test_auc=metrics.get("test_auc"), best_val_acc=metrics.get("best_val_acc"),
                best_epoch=int_metric(run, "best_epoch"), train_seconds=metrics.get("train_seconds"),
                device=run.tags.get("device") or run.params.get("device", ""),

@@ -1,5 +1,6 @@
 """analysis/tables.py against a real SQLite MLflow store filled with known runs."""
 
+import csv
 import subprocess
 import sys
 
@@ -180,6 +181,11 @@ def test_reference_file_is_complete():
     assert (by_family["bert"].acc_low, by_family["bert"].acc) == (0.901, 0.938)
     assert by_family["deberta-prefix"].acc is None
     assert len(references) == 23
+    # Each encoder row names the checkpoint its train/ script loads by default.
+    from imdb_sentiment.search import ENCODER_FAMILIES, family_defaults
+    for name, family in ENCODER_FAMILIES.items():
+        assert by_family[name].checkpoint == family_defaults(family)["model"], name
+    assert by_family["lstm"].checkpoint == ""
 
 
 def test_make_tables(store, tmp_path):
@@ -233,6 +239,11 @@ def test_encoder_methods_side_by_side(tmp_path):
         f"minilm,none,none,none,,128,bert,{ids['full']},0.905,,0.91,1,3000.0,cpu,22700000\n"
         f"minilm,none,none,rdrop,4000,128,rdrop,{ids['rdrop']},0.86,,0.87,,,cpu,\n"
         f"minilm,none,none,none,200,128,bert,{ids['slice']},0.99,,0.99,,,cpu,\n")
+    # The bert row holds MiniLM: it says so, since its diff compares two different models.
+    with open(tmp_path / "results_encoders.csv", newline="") as file:
+        bert_row = next(row for row in csv.DictReader(file) if row["family"] == "bert")
+    assert bert_row["note"] == ("checkpoint minilm, not the family's bert-base-uncased; "
+                                "reported as a range; difference against the high end")
     text = (tmp_path / "results.md").read_text().split("### Encoders by checkpoint and method")[1]
     assert "| `minilm` | full | lora | none | 128 | 0.8850 |  | 0.8900 |  | cpu | 1M | bert-lora |" in text
     assert "| `deberta-v3` | full | lora (8bit) | none |" in text
