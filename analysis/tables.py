@@ -84,8 +84,12 @@ def load_reference(path: Path = REFERENCE_CSV) -> list[Reference]:
 
     references, seen = [], set()
     with open(path, newline="", encoding="utf-8") as file:
-        for line, row in enumerate(csv.DictReader(file), start=2):
+        reader = csv.DictReader(file)
+        for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
+            if None in row or None in row.values():  # more or fewer cells than the header names
+                raise UserError(f"{where}: expected {len(reader.fieldnames)} fields "
+                                f"({','.join(reader.fieldnames)}); quote a note that holds a comma")
             if row["table"] not in TABLE_TITLES:
                 raise UserError(f"{where}: unknown table {row['table']!r}; "
                                 f"known: {', '.join(TABLE_TITLES)}")

@@ -188,6 +188,15 @@ def test_reference_file_is_complete():
     assert by_family["lstm"].checkpoint == ""
 
 
+def test_reference_row_with_a_stray_comma_is_a_clear_error(tmp_path):
+    path = tmp_path / "reference.csv"
+    path.write_text("table,family,checkpoint,reference_acc_low,reference_acc,note\n"
+                    "word_vectors,lstm,,,0.878,\n"
+                    "encoders,bert,bert-base-uncased,,0.9,base, uncased\n")
+    with pytest.raises(UserError, match=r"reference.csv:3: expected 6 fields .*quote a note"):
+        tables.load_reference(path)
+
+
 def test_make_tables(store, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
