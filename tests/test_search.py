@@ -161,6 +161,29 @@ def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, mo
     assert parents[0].data.tags["best_child_run_id"] == trials[0].user_attrs["mlflow_run_id"]
 
 
+def test_hyperband_pruner_stops_lagging_trials(tmp_path, mlflow_store, monkeypatch):
+    from imdb_sentiment import search
+    from imdb_sentiment.pipeline import EmbeddingConfig
+
+    monkeypatch.setitem(search.TRAINERS, "embedding", lambda: search.Trainer(EmbeddingConfig, scripted_training))
+    storage = sqlite_storage(tmp_path)
+    search.main("max_length", ["--storage", storage, "--study-name", "hyperband", "--n-trials", "8",
+                               "--pruner", "hyperband", "--budget-gpu-hours", "1"])
+    trials = trials_of(storage, "hyperband")
+    states = [t.state.name for t in trials]
+    # Each trial is worse than the one before: the first completes, later ones that share
+    # a bracket with a better one are stopped; trial 2 fails by script.
+    assert states[0] == "COMPLETE" and states[2] == "FAIL" and len(states) == 8
+    pruned = [t.number for t in trials if t.state.name == "PRUNED"]
+    assert pruned, states
+
+    parents, children = study_runs("hyperband")
+    by_number = {int(c.data.tags["trial_number"]): c for c in children}
+    assert all((by_number[n].info.status, by_number[n].data.tags["trial_state"]) == ("KILLED", "PRUNED")
+               for n in pruned)
+    assert parents[0].data.metrics["n_trials_pruned"] == len(pruned)
+
+
 # ------------------------------------------------------------------ bad input
 
 
