@@ -356,15 +356,17 @@ def tiny_encoders(tmp_path_factory):
     ("lora", "deberta-lora", "deberta", ("lora_r", "lora_alpha", "lr")),
     ("rdrop", "rdrop", "bert", ("rdrop_alpha",)),
     ("scl", "scl", "bert", ("scl_temperature", "scl_lambda")),
+    ("max_length", "bert", "bert", ("max_length",)),
 ])
 def test_encoder_studies_search_their_parameters(study, family, model, searched, tiny_encoders, tiny_data_dir,
                                                  tmp_path, mlflow_store):
     from imdb_sentiment import search
 
     storage = sqlite_storage(tmp_path)
+    fixed_length = [] if study == "max_length" else ["--max-length", "48"]
     search.main(study, ["--family", family, "--model", str(tiny_encoders[model]), "--data-dir", str(tiny_data_dir),
                         "--storage", storage, "--study-name", study, "--n-trials", "2", "--epochs", "1",
-                        "--max-length", "48", "--batch-size", "8", "--no-save-model"])
+                        "--batch-size", "8", "--no-save-model", *fixed_length])
     trials = trials_of(storage, study)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     parents, children = study_runs(study)
