@@ -138,15 +138,20 @@ def scripted_training(config, family, on_epoch=None, parent_run_id=None, extra_t
     return Outcome(run.info.run_id, history[-1]["val_acc"], history[-1]["val_acc"], history)
 
 
-def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, monkeypatch):
+def scripted_study(name: str, pruner: str, n_trials: int, tmp_path, monkeypatch) -> list:
+    """A max_length study whose trials run scripted_training; its trials."""
     from imdb_sentiment import search
     from imdb_sentiment.pipeline import EmbeddingConfig
 
     monkeypatch.setitem(search.TRAINERS, "embedding", lambda: search.Trainer(EmbeddingConfig, scripted_training))
     storage = sqlite_storage(tmp_path)
-    search.main("max_length", ["--storage", storage, "--study-name", "pruning", "--n-trials", "6",
-                               "--pruner", "median", "--budget-gpu-hours", "1"])
-    trials = trials_of(storage, "pruning")
+    search.main("max_length", ["--storage", storage, "--study-name", name, "--n-trials", str(n_trials),
+                               "--pruner", pruner, "--budget-gpu-hours", "1"])
+    return trials_of(storage, name)
+
+
+def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, monkeypatch):
+    trials = scripted_study("pruning", "median", 6, tmp_path, monkeypatch)
     # 0, 1 complete; 2 fails; 3 completes (the pruner waits for 3 completed trials); 4, 5 lag: pruned.
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "PRUNED", "PRUNED"]
     assert all(list(t.intermediate_values) == [1] for t in trials[4:])  # stopped after epoch 1
@@ -162,14 +167,7 @@ def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, mo
 
 
 def test_hyperband_pruner_stops_lagging_trials(tmp_path, mlflow_store, monkeypatch):
-    from imdb_sentiment import search
-    from imdb_sentiment.pipeline import EmbeddingConfig
-
-    monkeypatch.setitem(search.TRAINERS, "embedding", lambda: search.Trainer(EmbeddingConfig, scripted_training))
-    storage = sqlite_storage(tmp_path)
-    search.main("max_length", ["--storage", storage, "--study-name", "hyperband", "--n-trials", "8",
-                               "--pruner", "hyperband", "--budget-gpu-hours", "1"])
-    trials = trials_of(storage, "hyperband")
+    trials = scripted_study("hyperband", "hyperband", 8, tmp_path, monkeypatch)
     states = [t.state.name for t in trials]
     # Each trial is worse than the one before: the first completes, later ones that share
     # a bracket with a better one are stopped; trial 2 fails by script.
