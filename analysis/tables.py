@@ -114,6 +114,22 @@ def status_counts(runs: list[Run]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
+def run_results(run: Run) -> dict:
+    """What every results table shows of a run."""
+    metrics = run.metrics
+    return dict(run_id=run.run_id, test_acc=metrics.get("test_acc"), test_auc=metrics.get("test_auc"),
+                best_val_acc=metrics.get("best_val_acc"), best_epoch=int_metric(run, "best_epoch"),
+                train_seconds=metrics.get("train_seconds"),
+                device=run.tags.get("device") or run.params.get("device", ""),
+                trainable_params=int_metric(run, "trainable_params"))
+
+
+def best_val_cell(row: dict) -> str:
+    """'0.9134 (2)': the best validation accuracy and its epoch."""
+    cell = fmt.fixed(row["best_val_acc"])
+    return cell if row["best_epoch"] is None else f"{cell} ({row['best_epoch']})"
+
+
 def model_row(family: str, run: Run | None, reference: Reference | None,
               unfinished: list[Run]) -> dict:
     ref_acc = reference.acc if reference else None
@@ -126,17 +142,12 @@ def model_row(family: str, run: Run | None, reference: Reference | None,
         row["note"] = "; ".join([f"no finished run{why}"] + notes)
         return row
 
-    metrics = run.metrics
-    test_acc = metrics.get("test_acc")
+    test_acc = run.metrics.get("test_acc")
     model = run.tags.get("model", "")
     if reference and reference.checkpoint and model != reference.checkpoint:
         # e.g. all-MiniLM-L6-v2 in the bert row: the diff then compares two different models
         notes.insert(0, f"checkpoint {short_model_name(model)}, not the family's {reference.checkpoint}")
-    row.update(model=model, run_id=run.run_id, test_acc=test_acc,
-               test_auc=metrics.get("test_auc"), best_val_acc=metrics.get("best_val_acc"),
-               best_epoch=int_metric(run, "best_epoch"), train_seconds=metrics.get("train_seconds"),
-               device=run.tags.get("device") or run.params.get("device", ""),
-               trainable_params=int_metric(run, "trainable_params"),
+    row.update(model=model, **run_results(run),
                # Rounded: accuracy over 25,000 reviews has 5 decimals; float noise beyond is not data.
                diff=(round(test_acc - ref_acc, 5)
                      if test_acc is not None and ref_acc is not None else None),
@@ -193,10 +204,7 @@ def method_rows(runs: list[Run], select: str) -> list[dict]:
         row = dict.fromkeys(METHOD_COLUMNS)
         row.update(model=model, method=method, quantize=quantize, regulariser=regulariser, limit=limit,
                    tokens_per_review=run.params.get("tokens_per_review"), family=run.family,
-                   run_id=run.run_id, test_acc=run.metrics.get("test_acc"),
-                   test_auc=run.metrics.get("test_auc"), best_val_acc=run.metrics.get("best_val_acc"),
-                   best_epoch=int_metric(run, "best_epoch"), train_seconds=run.metrics.get("train_seconds"),
-                   device=run.tags.get("device", ""), trainable_params=int_metric(run, "trainable_params"))
+                   **run_results(run))
         rows.append(row)
     return rows
 
@@ -209,9 +217,7 @@ def method_markdown(rows: list[dict]) -> str:
     cells = []
     for row in rows:
         method = row["method"] if row["quantize"] == "none" else f"{row['method']} ({row['quantize']})"
-        best_val = fmt.fixed(row["best_val_acc"])
-        if row["best_epoch"] is not None:
-            best_val += f" ({row['best_epoch']})"
+        best_val = best_val_cell(row)
         cells.append([f"`{short_model_name(row['model'])}`",
                       "full" if row["limit"] is None else f"--limit {row['limit']}",
                       method, row["regulariser"], row["tokens_per_review"] or "",
@@ -271,9 +277,7 @@ def model_markdown(table: Table) -> str:
             model, best_val = "—", ""  # the note says why
         else:
             model = f"`{short_model_name(row['model'])}`" if row["model"] else ""
-            best_val = fmt.fixed(row["best_val_acc"])
-            if row["best_epoch"] is not None:
-                best_val += f" ({row['best_epoch']})"
+            best_val = best_val_cell(row)
         reference = fmt.fixed(row["reference_acc"], 3)
         if row["reference_acc_low"] is not None:
             reference = f"{fmt.fixed(row['reference_acc_low'], 3)}–{reference}"
