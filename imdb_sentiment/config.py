@@ -27,6 +27,12 @@ def option(default, help: str, choices=None):
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def new_default(base, name: str, default):
+    """Field `name` of dataclass `base` with another default; its help and its
+    checks (in base's __post_init__) stay where they are written once."""
+    return dataclasses.field(default=default, metadata=base.__dataclass_fields__[name].metadata)
+
+
 def _unwrap_optional(tp):
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -130,3 +136,29 @@ class RunConfig:
         require(0.0 < self.val_fraction < 0.9, "val_fraction", "a number in (0, 0.9)", self.val_fraction)
         require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         require(self.max_length >= 8, "max_length", "an integer >= 8", self.max_length)
+
+
+@dataclasses.dataclass
+class NetworkConfig(RunConfig):
+    """What every script that trains a network with the shared loop accepts.
+
+    The embedding and encoder families want other defaults for these; they
+    restate a field with `new_default` and nothing else."""
+    truncation: Literal["head", "head_tail"] = option(
+        "head_tail", "which tokens of a long review to keep: the first ones, or the first quarter "
+                     "and the last three quarters (Sun et al. 2019: best on IMDB)")
+    batch_size: int = option(64, "training batch size")
+    eval_batch_size: int = option(256, "batch size for validation and test")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_ratio: float = option(0.05, "share of steps for linear warm-up, then linear decay")
+    grad_clip: float = option(1.0, "gradient norm clip (0: off)")
+    patience: int = option(2, "stop after this many epochs without a validation-accuracy gain (0: never)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1", self.eval_batch_size)
+        require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
+        require(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0: off)", self.grad_clip)
+        require(self.patience >= 0, "patience", "an integer >= 0 (0: never stop early)", self.patience)

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import data, device as devices, losses, text, tracking
 from .batching import BucketBatchSampler
-from .config import RunConfig, option, require
+from .config import NetworkConfig, new_default, option, require
 from .errors import UserError
 from .pipeline import Outcome, fit_logged
 from .reporting import report_test
@@ -108,14 +108,11 @@ PROMPT_METHODS = ("ptuning", "prompt", "prefix")  # they prepend virtual tokens
 # --- config ---------------------------------------------------------------------
 
 @dataclass
-class EncoderConfig(RunConfig):
+class EncoderConfig(NetworkConfig):
     """Settings of the pretrained-encoder families (each script sets its own defaults)."""
     model: str = option("bert-base-uncased", "checkpoint: a Hugging Face name or a local folder")
-    epochs: int = option(3, "maximum training epochs (early stopping may end sooner)")
+    epochs: int = new_default(NetworkConfig, "epochs", 3)
     max_length: int = option(512, "tokens kept per review, special tokens included")
-    truncation: Literal["head", "head_tail"] = option(
-        "head_tail", "which tokens of a long review to keep: the first ones, or the first quarter "
-                     "and the last three quarters (Sun et al. 2019: best on IMDB)")
     method: Literal["none", "lora", "ptuning", "prompt", "prefix"] = option(
         "none", "none (full fine-tuning) or a PEFT method")
     backend: Literal["transformers", "unsloth"] = option(
@@ -136,15 +133,15 @@ class EncoderConfig(RunConfig):
     rdrop_alpha: float = option(1.0, "R-Drop: weight of the symmetric KL between two dropout passes")
     scl_temperature: float = option(0.3, "SCL: temperature of the contrastive softmax")
     scl_lambda: float = option(0.5, "SCL: weight of the contrastive loss added to CE")
-    batch_size: int = option(16, "training batch size (per optimiser step: times --grad-accumulation)")
-    eval_batch_size: int = option(64, "batch size for validation and test")
-    grad_accumulation: int = option(1, "batches whose gradients add up before one optimiser step")
+    batch_size: int = new_default(NetworkConfig, "batch_size", 16)
+    eval_batch_size: int = new_default(NetworkConfig, "eval_batch_size", 64)
+    grad_accumulation: int = option(1, "batches whose gradients add up before one optimiser step "
+                                            "(the step's batch: --batch-size times this)")
     gradient_checkpointing: bool = option(False, "recompute activations in backward: less memory, slower")
     lr: float | None = option(None, "peak learning rate (default per method: DEFAULT_LR)")
-    weight_decay: float = option(0.01, "AdamW weight decay")
-    warmup_ratio: float = option(0.1, "share of steps for linear warm-up, then linear decay")
-    grad_clip: float = option(1.0, "gradient norm clip (0: off)")
-    patience: int = option(1, "stop after this many epochs without a validation-accuracy gain (0: never)")
+    weight_decay: float = new_default(NetworkConfig, "weight_decay", 0.01)
+    warmup_ratio: float = new_default(NetworkConfig, "warmup_ratio", 0.1)
+    patience: int = new_default(NetworkConfig, "patience", 1)
     mixed_precision: bool = option(True, "bf16 autocast on GPUs that support it (no effect on CPU)")
     save_model: bool = option(True, "log the trained model (or PEFT adapter) with its tokenizer")
     cpu_threads: int = option(0, "torch CPU threads (0: all cores); on cores other jobs share, 1 can be "
@@ -164,7 +161,6 @@ class EncoderConfig(RunConfig):
         require(self.rdrop_alpha >= 0, "rdrop_alpha", "a number >= 0", self.rdrop_alpha)
         require(self.scl_temperature > 0, "scl_temperature", "a positive number", self.scl_temperature)
         require(self.scl_lambda >= 0, "scl_lambda", "a number >= 0", self.scl_lambda)
-        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.grad_accumulation >= 1, "grad_accumulation", "an integer >= 1", self.grad_accumulation)
         require(self.lr is None or self.lr > 0, "lr", "a positive number", self.lr)
         require(self.cpu_threads >= 0, "cpu_threads", "an integer >= 0", self.cpu_threads)
@@ -264,10 +260,8 @@ def tokenize(tokenizer, reviews, max_length: int, truncation: str) -> list[list[
         return tokenizer(cleaned, truncation=True, max_length=max_length)["input_ids"]
     out = []
     for ids in tokenizer(cleaned, truncation=False, verbose=False)["input_ids"]:
-        if len(ids) > max_length:
-            head = max_length // 4
-            ids = ids[:head] + ids[len(ids) - (max_length - head):]
-        out.append(ids)
+        out.append(ids if len(ids) <= max_length else
+                   text.truncate(np.asarray(ids), max_length, truncation).tolist())
     return out
 
 

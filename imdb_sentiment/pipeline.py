@@ -12,31 +12,24 @@ to one MLflow run.
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
 
 from . import data, device as devices, embeddings, paths, text, tracking
 from .batching import BucketBatchSampler, SequenceDataset, pad_batch
-from .config import RunConfig, option, require
+from .config import NetworkConfig, option, require
 from .models import MODELS, build_model, count_trainable, forward_batch, make_embedding
 from .reporting import report_test
 from .training import FitSettings, fit, predict
 
 
 @dataclass
-class EmbeddingConfig(RunConfig):
+class EmbeddingConfig(NetworkConfig):
     """Settings of the word-embedding families (each script sets its own defaults)."""
     model: str = option("lstm", "model architecture: one of the MODELS registry")
-    batch_size: int = option(64, "training batch size")
-    eval_batch_size: int = option(256, "batch size for validation and test")
     lr: float = option(2e-3, "peak learning rate (AdamW)")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    warmup_ratio: float = option(0.05, "share of steps for linear warm-up, then linear decay")
-    grad_clip: float = option(1.0, "gradient norm clip (0: off)")
-    patience: int = option(2, "stop after this many epochs without a validation-accuracy gain (0: never)")
-    truncation: Literal["head", "head_tail"] = option("head_tail", "which tokens of a long review to keep")
     min_freq: int = option(2, "words seen fewer times in the training split become <unk>")
     max_vocab: int | None = option(None, "keep at most this many words")
     embeddings: str = option("word2vec", "word2vec (trained here on train + unlabelled reviews, cached), "
@@ -66,7 +59,6 @@ class EmbeddingConfig(RunConfig):
     def __post_init__(self):
         super().__post_init__()
         require(self.model in MODELS, "model", f"one of {sorted(MODELS)}", self.model)
-        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.lr > 0, "lr", "a positive number", self.lr)
         require(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
         require(0.0 <= self.embedding_dropout < 1.0, "embedding_dropout", "a number in [0, 1)",

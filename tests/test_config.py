@@ -1,8 +1,11 @@
 """The command line generated from config dataclasses, and its one-line errors."""
 
+import re
+
 import pytest
 
-from imdb_sentiment.config import parse_config
+from imdb_sentiment.config import build_parser, parse_config
+from imdb_sentiment.encoders import EncoderConfig
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.pipeline import EmbeddingConfig
 
@@ -27,6 +30,28 @@ def test_bad_flags_are_one_line_errors(argv, message):
     with pytest.raises(UserError) as caught:
         parse_config(EmbeddingConfig, argv)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("config_cls", [EmbeddingConfig, EncoderConfig])
+@pytest.mark.parametrize("argv, message", [
+    (["--grad-clip", "-1"], "--grad-clip: expected a number >= 0 (0: off), got -1.0"),
+    (["--warmup-ratio", "1"], "--warmup-ratio: expected a number in [0, 1), got 1.0"),
+    (["--patience", "-1"], "--patience: expected an integer >= 0 (0: never stop early), got -1"),
+    (["--eval-batch-size", "0"], "--eval-batch-size: expected an integer >= 1, got 0"),
+])
+def test_the_shared_training_flags_are_checked_alike_in_both_families(config_cls, argv, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse_config(config_cls, argv)
+
+
+def test_a_restated_default_keeps_the_shared_help():
+    """EncoderConfig changes the shared fields' defaults only: same help text, its own default."""
+    embedding, encoder = (build_parser(cls) for cls in (EmbeddingConfig, EncoderConfig))
+    for name in ("batch_size", "eval_batch_size", "weight_decay", "warmup_ratio", "patience", "epochs"):
+        ours, theirs = (next(a for a in parser._actions if a.dest == name) for parser in (encoder, embedding))
+        assert ours.help == theirs.help
+        assert ours.default != theirs.default, name
+    assert EncoderConfig().batch_size == 16 and EmbeddingConfig().batch_size == 64
 
 
 def test_every_train_script_has_the_common_flags_in_help():

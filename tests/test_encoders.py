@@ -298,6 +298,21 @@ def test_quantised_full_fine_tuning_is_refused():
         EncoderConfig(quantize="8bit", method="none")
 
 
+def test_head_tail_keeps_both_specials_and_the_review_end(tiny_models):
+    from transformers import AutoTokenizer
+
+    from imdb_sentiment.encoders import tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    review = " ".join(["the"] * 40 + ["bad"] * 40 + ["good"] * 40)
+    full = tokenizer(review)["input_ids"]
+    head, tail = tokenize(tokenizer, [review], 32, "head_tail")[0], tokenize(tokenizer, [review], 32, "head")[0]
+    assert len(head) == len(tail) == 32
+    assert head[:8] == full[:8] and head[8:] == full[-24:]  # a quarter from the start, the rest from the end
+    assert head[0] == tail[0] == tokenizer.cls_token_id and head[-1] == tokenizer.sep_token_id
+    assert tokenize(tokenizer, ["the good"], 32, "head_tail")[0] == tokenizer("the good")["input_ids"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target, family", [("train-minilm", "bert"), ("train-minilm-lora", "bert-lora")])
 def test_minilm_make_targets_learn_from_real_data(target, family, real_slice, store):
