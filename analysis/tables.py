@@ -49,7 +49,7 @@ MODEL_COLUMNS = ["family", "model", "run_id", "test_acc", "test_auc", "best_val_
 # The encoder runs side by side: one row per checkpoint x method x regulariser x data size.
 METHOD_COLUMNS = ["model", "method", "quantize", "regulariser", "limit", "tokens_per_review",
                   "family", "run_id", "test_acc", "test_auc", "best_val_acc", "best_epoch",
-                  "train_seconds", "device", "trainable_params"]
+                  "train_seconds", "device", "trainable_params", "vs_plain"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
                  "device_hours", "best_value", "best_params", "best_run_id", "best_run_url",
                  "note"]
@@ -206,6 +206,15 @@ def method_rows(runs: list[Run], select: str) -> list[dict]:
                    tokens_per_review=run.params.get("tokens_per_review"), family=run.family,
                    **run_results(run))
         rows.append(row)
+    # vs_plain: test accuracy minus that of plain full fine-tuning (no PEFT, no
+    # regulariser) on the same checkpoint and the same data.
+    plain = {(row["model"], row["limit"]): row["test_acc"] for row in rows
+             if (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")}
+    for row in rows:
+        baseline = plain.get((row["model"], row["limit"]))
+        is_plain = (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")
+        if not is_plain and not fmt.is_missing(baseline) and not fmt.is_missing(row["test_acc"]):
+            row["vs_plain"] = round(row["test_acc"] - baseline, 5)
     return rows
 
 
@@ -213,7 +222,8 @@ def method_markdown(rows: list[dict]) -> str:
     if not rows:
         return "No encoder runs in this experiment yet."
     header = ["Model", "Data", "Method", "Regulariser", "Tokens", "Test acc", "Test AUC",
-              "Best val acc (epoch)", "Training time", "Device", "Trainable params", "Family"]
+              "Best val acc (epoch)", "Training time", "Device", "Trainable params", "Family",
+              "vs plain"]
     cells = []
     for row in rows:
         method = row["method"] if row["quantize"] == "none" else f"{row['method']} ({row['quantize']})"
@@ -223,7 +233,8 @@ def method_markdown(rows: list[dict]) -> str:
                       method, row["regulariser"], row["tokens_per_review"] or "",
                       fmt.fixed(row["test_acc"]), fmt.fixed(row["test_auc"]), best_val,
                       fmt.duration(row["train_seconds"]), row["device"] or "",
-                      fmt.count(row["trainable_params"]), row["family"]])
+                      fmt.count(row["trainable_params"]), row["family"],
+                      fmt.fixed(row["vs_plain"], 3, signed=True)])
     return fmt.markdown_table(header, cells)
 
 
@@ -332,7 +343,9 @@ def render_markdown(tables: list[Table], studies: list[dict], experiment: str, s
         parts += ["### Encoders by checkpoint and method",
                   "Every encoder run group (checkpoint, data, method, regulariser), its "
                   f"{'best' if select == 'best' else 'newest'} finished run: the methods compared "
-                  "on one backbone.", method_markdown(methods)]
+                  "on one backbone. vs plain = test accuracy minus that of plain full fine-tuning "
+                  "(method none, no regulariser) on the same checkpoint and data.",
+                  method_markdown(methods)]
     parts += ["### Hyperparameter searches", study_markdown(studies)]
     if benchmarks is not None:
         parts += ["### Benchmarks", benchmarks]

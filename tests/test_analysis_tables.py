@@ -233,6 +233,8 @@ def test_encoder_methods_side_by_side(tmp_path):
     log_run(client, exp, 4, **encoder("bert-lora", "minilm", "lora", test_acc=0.95, best_val_acc=0.80))
     ids["rdrop"] = log_run(client, exp, 5, **encoder("rdrop", "minilm", regulariser="rdrop", limit=4000,
                                                      test_acc=0.86, best_val_acc=0.87))
+    ids["slice_plain"] = log_run(client, exp, 9, **encoder("bert", "minilm", limit=4000, test_acc=0.85,
+                                                           best_val_acc=0.86))
     log_run(client, exp, 6, **encoder("scl", "minilm", regulariser="scl", status="FAILED",
                                       best_val_acc=0.99))
     ids["int8"] = log_run(client, exp, 7, **encoder("deberta-lora", "deberta-v3", "lora",
@@ -242,18 +244,20 @@ def test_encoder_methods_side_by_side(tmp_path):
     tables.main(["--tracking-uri", uri, "--out-dir", str(tmp_path)])
     assert (tmp_path / "results_encoder_methods.csv").read_text() == (
         "model,method,quantize,regulariser,limit,tokens_per_review,family,run_id,test_acc,test_auc,"
-        "best_val_acc,best_epoch,train_seconds,device,trainable_params\n"
-        f"deberta-v3,lora,8bit,none,,128,deberta-lora,{ids['int8']},0.93,,0.93,,,cpu,\n"
-        f"minilm,lora,none,none,,128,bert-lora,{ids['lora']},0.885,,0.89,,,cpu,1000000\n"
-        f"minilm,none,none,none,,128,bert,{ids['full']},0.905,,0.91,1,3000.0,cpu,22700000\n"
-        f"minilm,none,none,rdrop,4000,128,rdrop,{ids['rdrop']},0.86,,0.87,,,cpu,\n"
-        f"minilm,none,none,none,200,128,bert,{ids['slice']},0.99,,0.99,,,cpu,\n")
+        "best_val_acc,best_epoch,train_seconds,device,trainable_params,vs_plain\n"
+        f"deberta-v3,lora,8bit,none,,128,deberta-lora,{ids['int8']},0.93,,0.93,,,cpu,,\n"
+        f"minilm,lora,none,none,,128,bert-lora,{ids['lora']},0.885,,0.89,,,cpu,1000000,-0.02\n"
+        f"minilm,none,none,none,,128,bert,{ids['full']},0.905,,0.91,1,3000.0,cpu,22700000,\n"
+        f"minilm,none,none,none,4000,128,bert,{ids['slice_plain']},0.85,,0.86,,,cpu,,\n"
+        f"minilm,none,none,rdrop,4000,128,rdrop,{ids['rdrop']},0.86,,0.87,,,cpu,,0.01\n"
+        f"minilm,none,none,none,200,128,bert,{ids['slice']},0.99,,0.99,,,cpu,,\n")
     # The bert row holds MiniLM: it says so, since its diff compares two different models.
     with open(tmp_path / "results_encoders.csv", newline="") as file:
         bert_row = next(row for row in csv.DictReader(file) if row["family"] == "bert")
     assert bert_row["note"] == ("checkpoint minilm, not the family's bert-base-uncased; "
                                 "reported as a range; difference against the high end")
     text = (tmp_path / "results.md").read_text().split("### Encoders by checkpoint and method")[1]
-    assert "| `minilm` | full | lora | none | 128 | 0.8850 |  | 0.8900 |  | cpu | 1M | bert-lora |" in text
+    assert "| `minilm` | full | lora | none | 128 | 0.8850 |  | 0.8900 |  | cpu | 1M | bert-lora | -0.020 |" in text
+    # R-Drop on a slice compares with plain fine-tuning on that slice, not with the full data.
+    assert "| `minilm` | --limit 4000 | none | rdrop | 128 | 0.8600 |  | 0.8700 |  | cpu |  | rdrop | +0.010 |" in text
     assert "| `deberta-v3` | full | lora (8bit) | none |" in text
-    assert "| `minilm` | --limit 4000 | none | rdrop | 128 | 0.8600 |" in text
