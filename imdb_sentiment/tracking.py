@@ -241,6 +241,44 @@ def set_run_status(run_id: str, status: str, tags: dict | None = None) -> None:
         client.set_terminated(run_id, status=status)
 
 
+def get_run(run_id: str, tracking_uri: str | None = None):
+    """The run (info, tags, params) from the store, or None when it has no such run."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri or paths.default_tracking_uri())
+    try:
+        return MlflowClient().get_run(run_id)
+    except MlflowException:
+        return None
+
+
+def download_artifact(run_id: str, path: str, destination: Path) -> Path | None:
+    """One artifact (file or folder) of a run, downloaded; None when the run has none there."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    parent = path.rsplit("/", 1)[0] if "/" in path else None
+    if path not in {entry.path for entry in client.list_artifacts(run_id, parent)}:
+        return None
+    return Path(client.download_artifacts(run_id, path, str(destination)))
+
+
+def load_logged_model(run_id: str, flavour: str, name: str = "model"):
+    """The model log_pytorch_model / log_sklearn_model logged in the run
+    (flavour "pytorch" or "sklearn"); None when the run logged none."""
+    import importlib
+
+    from mlflow.exceptions import MlflowException
+
+    module = importlib.import_module(f"mlflow.{flavour}")
+    try:
+        return module.load_model(f"runs:/{run_id}/{name}")
+    except (MlflowException, OSError):
+        return None
+
+
 def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
     """Ids of the runs of the experiment that carry all these tags, newest first."""
     import mlflow

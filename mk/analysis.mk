@@ -2,8 +2,11 @@
 
 MLFLOW_PORT ?= 5000
 FILES ?=
+RUN ?=
+INPUT ?=
+OUT ?=
 
-.PHONY: tables plots mlflow-ui score
+.PHONY: tables plots mlflow-ui score predict
 
 tables: setup ## accuracy + study tables from MLflow -> analysis/results*, README results section
 	$(PY) analysis/tables.py --readme README.md --ui-url http://127.0.0.1:$(MLFLOW_PORT) $(ARGS)
@@ -18,3 +21,7 @@ score: setup ## accuracy and AUC of submissions: make score FILES="a.csv b.csv"
 	@test -n "$(FILES)" || { echo 'usage: make score FILES="submission.csv ..."' >&2; exit 2; }
 	$(PY) analysis/score.py $(FILES) $(ARGS)
 
+
+predict: setup ## new reviews through a run's model: make predict RUN=<run id> INPUT=reviews.txt OUT=new.csv
+	@test -n "$(RUN)" -a -n "$(INPUT)" -a -n "$(OUT)" || { echo 'usage: make predict RUN=<run id> INPUT=<reviews .txt or .tsv> OUT=<new .csv>' >&2; exit 2; }
+	$(PY) analysis/predict.py --run-id "$(RUN)" --input "$(INPUT)" --out "$(OUT)" $(ARGS)

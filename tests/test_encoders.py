@@ -93,8 +93,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def script_main(name: str):
-    """The main() of train/<name>.py or bench/<name>.py, loaded as a user's `python <file>` would."""
-    path = next(p for p in (REPO / "train" / f"{name}.py", REPO / "bench" / f"{name}.py") if p.exists())
+    """The main() of train/, bench/ or analysis/<name>.py, loaded as a user's `python <file>` would."""
+    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("train", "bench", "analysis"))
+                if p.exists())
     spec = importlib.util.spec_from_file_location(f"_script_{path.parent.name}_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -177,22 +178,22 @@ def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store):
 
 
 def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slice, store, tmp_path):
-    from imdb_sentiment.encoders import load_for_prediction, predict_reviews
-
     script_main("rdrop")(tiny_args(real_slice, tiny_models["bert"], "rdrop-lora", "--method", "lora",
                                    "--rdrop-alpha", "2.0"))
     client, run = finished_run(store, "rdrop-lora")
     assert run.data.tags["family"] == "rdrop-lora"
     assert run.data.params["rdrop_alpha"] == "2.0"
-    folder = download_model(client, run.info.run_id, tmp_path)
-    model, tokenizer, settings = load_for_prediction(folder)
     logged = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions.csv", str(tmp_path)))
-    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.data import load_splits, to_kaggle_tsv
     test = load_splits(real_slice, limit=60).test
     assert list(test["id"]) == list(logged["id"])
-    probs = predict_reviews(model, tokenizer, test["review"], settings["max_length"], settings["truncation"])
-    logged_probs = logged[[c for c in logged.columns if "prob" in c][0]].to_numpy()
-    np.testing.assert_allclose(probs, logged_probs, atol=1e-4)
+    # analysis/predict.py: base model + adapter + trained head from the run's model folder
+    reviews, out = tmp_path / "reviews.tsv", tmp_path / "predicted.csv"
+    reviews.write_bytes(to_kaggle_tsv(test, "test"))
+    script_main("predict")(["--run-id", run.info.run_id, "--input", str(reviews), "--out", str(out)])
+    predicted = pd.read_csv(out)
+    assert list(predicted["id"]) == list(test["id"])
+    np.testing.assert_allclose(predicted["sentiment"], logged["prob_positive"], atol=1e-4)
 
 
 def test_scl_roberta(tiny_models, real_slice, store):

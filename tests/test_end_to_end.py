@@ -4,6 +4,9 @@ Without a data/ folder, the targets first run `make data`, which imports the
 local copy of Kaggle's files: the same path a newcomer takes.
 """
 
+import csv
+
+import numpy as np
 import pytest
 
 from conftest import finished_run, read_submission, run_script
@@ -26,6 +29,24 @@ def assert_finished_with_submission(client, run, tmp_path, n_test):
     return artifacts
 
 
+def assert_predict_gives_the_logged_numbers(client, run, data_dir, tmp_path):
+    """`make predict` on the run's own test reviews writes the probabilities the run logged:
+    the logged model (and, for a network, its vocabulary and settings) reloads whole."""
+    from imdb_sentiment.data import load_test, to_kaggle_tsv
+
+    logged = read_submission(client, run.info.run_id, tmp_path)[1:]
+    ids = [review_id for review_id, _ in logged]
+    reviews = tmp_path / "reviews.tsv"
+    reviews.write_bytes(to_kaggle_tsv(load_test(data_dir).set_index("id").loc[ids].reset_index(), "test"))
+    out = tmp_path / "predicted.csv"
+    run_script(["make", "--no-print-directory", "predict", f"RUN={run.info.run_id}", f"INPUT={reviews}",
+                f"OUT={out}"])
+    with open(out, newline="") as handle:
+        predicted = list(csv.reader(handle))[1:]
+    assert [review_id for review_id, _ in predicted] == ids
+    np.testing.assert_allclose([float(p) for _, p in predicted], [float(p) for _, p in logged], atol=2e-6)
+
+
 @pytest.mark.slow
 def test_make_train_lstm(mlflow_store, real_data_dir, tmp_path):
     for name in ("lstm-first", "lstm-cached"):
@@ -43,6 +64,7 @@ def test_make_train_lstm(mlflow_store, real_data_dir, tmp_path):
     assert cached.data.params["encoded_cached"] == "True"
     assert cached.data.params["word2vec_cached"] == "True"
     assert cached.data.metrics["test_acc"] == run.data.metrics["test_acc"]
+    assert_predict_gives_the_logged_numbers(client, run, real_data_dir, tmp_path)
 
 
 @pytest.mark.slow
@@ -52,5 +74,6 @@ def test_make_train_tfidf(mlflow_store, real_data_dir, tmp_path):
     assert run.data.tags["family"] == "tfidf"
     assert_finished_with_submission(client, run, tmp_path, 1000)
     assert run.data.metrics["test_acc"] > 0.75  # a linear model on 800 reviews already does this well
+    assert_predict_gives_the_logged_numbers(client, run, real_data_dir, tmp_path)
     # The default pass limit lets the solver converge rather than stop it short.
     assert int(run.data.params["solver_passes"]) < int(run.data.params["epochs"])

@@ -1,0 +1,54 @@
+"""python analysis/predict.py --run-id ID --input FILE --out FILE.csv
+
+Score new reviews with the model a finished run logged (`make predict RUN=ID
+INPUT=reviews.txt OUT=predictions.csv`). Any family works: an encoder (its
+weights or PEFT adapter), an embedding network, or TF-IDF. The input is a
+.txt file with one review a line, or a Kaggle-format .tsv with the columns
+id and review (testData.tsv). The output is Kaggle's submission format,
+`id,sentiment` with the probability of positive, so `make score` reads it;
+an existing output file is never overwritten.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the `imdb_sentiment` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from imdb_sentiment.errors import UserError, run_main
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(f"analysis/predict.py: {message} (see --help)")
+
+
+def main(argv=None):
+    parser = _Parser(prog="analysis/predict.py", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-id", required=True, help="MLflow run id of a finished training run")
+    parser.add_argument("--input", required=True, type=Path, help="reviews: .txt (one a line) or .tsv (id, review)")
+    parser.add_argument("--out", required=True, type=Path, help="CSV to write (id,sentiment); must not exist")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        raise UserError(f"--out {args.out}: the file exists; name a new file (nothing is overwritten)")
+    if not args.out.parent.is_dir():
+        raise UserError(f"--out {args.out}: folder {args.out.parent} does not exist")
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from imdb_sentiment import inference, metrics
+
+    reviews = inference.read_reviews(args.input)
+    predict = inference.load_predictor(args.run_id, args.device, args.tracking_uri)
+    probs = predict(list(reviews["review"]))
+    metrics.write_submission(args.out, reviews["id"], probs)
+    print(f"wrote {args.out}: {len(probs)} reviews, {int((probs >= 0.5).sum())} predicted positive")
+
+
+if __name__ == "__main__":
+    run_main(main)
