@@ -208,12 +208,13 @@ def method_rows(runs: list[Run], select: str) -> list[dict]:
         rows.append(row)
     # vs_plain: test accuracy minus that of plain full fine-tuning (no PEFT, no
     # regulariser) on the same checkpoint and the same data.
-    plain = {(row["model"], row["limit"]): row["test_acc"] for row in rows
-             if (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")}
+    def is_plain(row):
+        return (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")
+
+    plain = {(row["model"], row["limit"]): row["test_acc"] for row in rows if is_plain(row)}
     for row in rows:
         baseline = plain.get((row["model"], row["limit"]))
-        is_plain = (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")
-        if not is_plain and not fmt.is_missing(baseline) and not fmt.is_missing(row["test_acc"]):
+        if not is_plain(row) and not fmt.is_missing(baseline) and not fmt.is_missing(row["test_acc"]):
             row["vs_plain"] = round(row["test_acc"] - baseline, 5)
     return rows
 
