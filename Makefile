@@ -14,11 +14,16 @@ FORCE ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-gpu data data-ready test train-lstm train-tfidf bench-lstm
+.PHONY: help families setup setup-gpu data data-ready test test-fast bench-lstm
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-26s %s\n", $$1, $$2}'
+	@echo "Model families (imdb_sentiment/families.py), each trained by train/<family>.py:"
+	@$(PYTHON_BOOT) -m imdb_sentiment.families
+
+families: ## list the model families: make train-<family> trains one
+	@$(PYTHON_BOOT) -m imdb_sentiment.families
 
 setup: $(STAMP) ## create .venv and install requirements.txt (once)
 
@@ -37,14 +42,17 @@ data: setup ## fill data/ (FROM=<dir or archive> to import a local copy; FORCE=1
 data-ready: setup
 	@test -e data/labeledTrainData.tsv -o -e data/labeledTrainData.tsv.zip || $(MAKE) --no-print-directory data
 
-test: setup ## run the test suite
+test: setup ## run the whole test suite (what CI runs; about 10 minutes on 2 cores)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-train-lstm: data-ready ## BiLSTM on word2vec vectors (full data by default)
-	$(PY) train/lstm.py $(ARGS)
+test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end test (under 2 minutes)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-train-tfidf: data-ready ## TF-IDF NB-SVM linear model (scikit-learn)
-	$(PY) train/tfidf.py $(ARGS)
+# Every family of imdb_sentiment/families.py: make train-<family> runs train/<family>.py
+# (dashes as underscores) with ARGS, e.g. make train-lstm ARGS="--epochs 5".
+train-%: data-ready
+	@test -f "train/$(subst -,_,$*).py" || { echo "error: no family '$*'; make families lists them" >&2; exit 2; }
+	$(PY) train/$(subst -,_,$*).py $(ARGS)
 
 bench-lstm: data-ready ## time an LSTM epoch: our batching vs pad-everything-to-512
 	$(PY) bench/lstm_batching.py $(ARGS)

@@ -27,7 +27,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis._runs import (Run, RunStore, add_store_arguments, latest, model_runs,  # noqa: E402
                             open_store, study_parents, trials_of)
-from analysis.tables import OTHER_TITLE, TABLE_TITLES, load_reference, model_tables  # noqa: E402
+from analysis._rows import OTHER_TITLE, load_reference, model_tables  # noqa: E402
+from imdb_sentiment.families import FAMILIES, TABLES  # noqa: E402
 from imdb_sentiment.errors import run_main  # noqa: E402
 
 CURVE_METRICS = ("train_acc", "val_acc", "train_loss", "val_loss")
@@ -168,7 +169,7 @@ def make_plots(store: RunStore, select: str, out_dir: Path, log: bool) -> list[P
             written.append(save(learning_curve_figure(table.title, curves),
                                 out_dir / f"learning_curves_{table.key}.png"))
 
-    table_of = {ref.family: TABLE_TITLES[ref.table] for ref in references}
+    table_of = {name: TABLES[family.table] for name, family in FAMILIES.items()}
     points: dict[str, list] = {}
     for run in model_runs(runs):
         if "test_acc" in run.metrics and "train_seconds" in run.metrics:

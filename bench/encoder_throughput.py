@@ -23,8 +23,10 @@ import torch
 
 from imdb_sentiment import data, device as devices, tracking
 from imdb_sentiment.config import option, parse_config, require
-from imdb_sentiment.encoders import (TokenizedDataset, TrainedWeights, clean_reviews, forward, make_loader,
-                                     model_config, tokenize, use_threads)
+from imdb_sentiment.batching import TokenIds, make_loader
+from imdb_sentiment.encoders.architectures import model_config
+from imdb_sentiment.encoders.loading import TrainedWeights, use_threads
+from imdb_sentiment.encoders.tokens import clean_reviews, forward, make_collate, tokenize
 from imdb_sentiment.errors import run_main
 from imdb_sentiment.training import FitSettings, fit
 
@@ -69,11 +71,11 @@ def fresh_model(name: str, seed: int):
 
 
 def time_ours(config, tokenizer, ids, labels, device) -> float:
-    dataset = TokenizedDataset(ids, labels)
-    train = make_loader(dataset, tokenizer, config.batch_size, True, config.seed)
+    collate = make_collate(tokenizer)
+    train = make_loader(TokenIds(ids, labels), config.batch_size, True, config.seed, collate)
     # fit evaluates after the epoch: give it one batch so the timing is training.
-    val = make_loader(TokenizedDataset(ids[: config.batch_size], labels[: config.batch_size]), tokenizer,
-                      config.batch_size, False, config.seed)
+    val = make_loader(TokenIds(ids[: config.batch_size], labels[: config.batch_size]), config.batch_size, False,
+                      config.seed, collate)
     settings = FitSettings(epochs=1, lr=config.lr, weight_decay=0.01, patience=0, progress=False)
     started = time.perf_counter()
     fit(TrainedWeights(fresh_model(config.model, config.seed)), train, val, settings, device, forward=forward)

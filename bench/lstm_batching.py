@@ -21,11 +21,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from imdb_sentiment import data, device as devices, text, tracking
-from imdb_sentiment.batching import SequenceDataset, pad_batch
-from imdb_sentiment.config import option, parse_config, require
+from imdb_sentiment.batching import TokenIds, make_loader, pad_batch
+from imdb_sentiment.config import EmbeddingConfig, option, parse_config, require
 from imdb_sentiment.errors import run_main
 from imdb_sentiment.models import build_model, forward_batch, make_embedding
-from imdb_sentiment.pipeline import EmbeddingConfig, make_loader
 from imdb_sentiment.training import FitSettings, fit
 
 REFERENCE_LENGTH = 512
@@ -87,11 +86,10 @@ def main(argv=None):
     sequences = [vocab.encode(t) for t in tokens]
     labels = splits.train["label"].to_numpy()
     # validation is not what is timed: a few reviews keep fit() whole
-    val_loader = make_loader(sequences[:16], labels[:16], config.max_length, "head", 16, False, 0)
-
-    ours = make_loader(sequences, labels, config.max_length, config.truncation, config.batch_size, True,
-                       config.seed)
-    reference = DataLoader(SequenceDataset(padded_to_reference(sequences), labels),
+    truncated = [text.truncate(ids, config.max_length, config.truncation) for ids in sequences]
+    val_loader = make_loader(TokenIds(truncated[:16], labels[:16]), 16, False, 0)
+    ours = make_loader(TokenIds(truncated, labels), config.batch_size, True, config.seed)
+    reference = DataLoader(TokenIds(padded_to_reference(sequences), labels),
                            batch_size=config.batch_size, shuffle=True, collate_fn=pad_batch,
                            generator=torch.Generator().manual_seed(config.seed))
     ours_seconds = time_epoch(config, len(vocab), ours, val_loader, forward_batch)

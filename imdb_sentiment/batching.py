@@ -4,24 +4,28 @@ or pack and never read past a review's end."""
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .text import PAD_ID
 
 
-class SequenceDataset(Dataset):
-    def __init__(self, sequences, labels):
-        self.sequences = sequences
+class TokenIds(Dataset):
+    """Token ids of each review (unpadded) with its label; `index` lets predict() put
+    batches from any sampler order back in dataset order. Word-vector networks and
+    encoders both batch these; only their collate (padding) differs."""
+
+    def __init__(self, ids, labels):
+        self.ids = ids
         self.labels = np.asarray(labels, dtype=np.int64)
 
     def __len__(self):
-        return len(self.sequences)
+        return len(self.ids)
 
     def __getitem__(self, index):
-        return self.sequences[index], self.labels[index], index
+        return {"input_ids": self.ids[index], "label": int(self.labels[index]), "index": index}
 
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
+        return np.fromiter((len(ids) for ids in self.ids), dtype=np.int64, count=len(self.ids))
 
 
 class BucketBatchSampler(Sampler):
@@ -65,14 +69,20 @@ class BucketBatchSampler(Sampler):
 
 
 def pad_batch(items):
-    """[(ids, label, index)] -> dict(ids [B, T] padded with PAD_ID, lengths, labels, index)."""
-    lengths = torch.tensor([max(1, len(ids)) for ids, _, _ in items], dtype=torch.long)
+    """TokenIds items -> dict(ids [B, T] padded with PAD_ID, lengths, labels, index)."""
+    lengths = torch.tensor([max(1, len(item["input_ids"])) for item in items], dtype=torch.long)
     ids = torch.full((len(items), int(lengths.max())), PAD_ID, dtype=torch.long)
-    for row, (seq, _, _) in enumerate(items):
-        ids[row, : len(seq)] = torch.from_numpy(np.asarray(seq, dtype=np.int64))
-    labels = torch.tensor([label for _, label, _ in items], dtype=torch.long)
-    index = torch.tensor([i for _, _, i in items], dtype=torch.long)
+    for row, item in enumerate(items):
+        ids[row, : len(item["input_ids"])] = torch.from_numpy(np.asarray(item["input_ids"], dtype=np.int64))
+    labels = torch.tensor([item["label"] for item in items], dtype=torch.long)
+    index = torch.tensor([item["index"] for item in items], dtype=torch.long)
     return {"ids": ids, "lengths": lengths, "labels": labels, "index": index}
+
+
+def make_loader(dataset: TokenIds, batch_size: int, shuffle: bool, seed: int, collate=pad_batch) -> DataLoader:
+    """Length-grouped batches (BucketBatchSampler), padded by `collate` to their own longest review."""
+    sampler = BucketBatchSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal
 
 from .errors import UserError
@@ -162,3 +163,145 @@ class NetworkConfig(RunConfig):
         require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
         require(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0: off)", self.grad_clip)
         require(self.patience >= 0, "patience", "an integer >= 0 (0: never stop early)", self.patience)
+
+
+# --- the recipes' configs (imdb_sentiment/families.py names which family uses which) ---
+
+@dataclasses.dataclass
+class EmbeddingConfig(NetworkConfig):
+    """Settings of the word-embedding families (each script sets its own defaults)."""
+    model: str = option("lstm", "model architecture: one of the MODELS registry")
+    lr: float = option(2e-3, "peak learning rate (AdamW)")
+    min_freq: int = option(2, "words seen fewer times in the training split become <unk>")
+    max_vocab: int | None = option(None, "keep at most this many words")
+    embeddings: str = option("word2vec", "word2vec (trained here on train + unlabelled reviews, cached), "
+                                         "random, or the path of a GloVe / word2vec file")
+    embedding_dim: int = option(200, "word-vector size (must match a vectors file)")
+    freeze_embeddings: bool = option(False, "keep the word vectors fixed while training")
+    w2v_epochs: int = option(5, "word2vec training epochs")
+    w2v_window: int = option(5, "word2vec context window")
+    hidden_size: int = option(128, "recurrent hidden size per direction / model width")
+    num_layers: int = option(1, "stacked recurrent or encoder layers")
+    dropout: float = option(0.3, "dropout before the classifier and between layers")
+    embedding_dropout: float = option(0.2, "dropout on the word vectors")
+    num_filters: int = option(100, "cnn, cnn-lstm: convolution filters per width")
+    filter_sizes: str = option("3,4,5", "cnn: comma-separated convolution widths; cnn-lstm uses the first")
+    pool_size: int = option(2, "cnn-lstm: max-pool width along time between convolution and LSTM (1: none)")
+    attention_dim: int = option(128, "attention-lstm: size of the additive attention's hidden layer")
+    num_capsules: int = option(10, "capsule-lstm: output capsules")
+    capsule_dim: int = option(16, "capsule-lstm: size of each output capsule")
+    routing_iterations: int = option(3, "capsule-lstm: dynamic routing iterations")
+    num_heads: int = option(4, "transformer: attention heads (must divide --hidden-size, the model width)")
+    feedforward_dim: int = option(512, "transformer: feed-forward size in each encoder layer")
+
+    @property
+    def filter_size_list(self) -> list[int]:
+        return [int(part) for part in self.filter_sizes.split(",")]
+
+    def __post_init__(self):
+        super().__post_init__()
+        from .models import MODELS  # the builders (torch): checked once a config is built, not at --help
+        require(self.model in MODELS, "model", f"one of {sorted(MODELS)}", self.model)
+        require(self.lr > 0, "lr", "a positive number", self.lr)
+        require(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+        require(0.0 <= self.embedding_dropout < 1.0, "embedding_dropout", "a number in [0, 1)",
+                self.embedding_dropout)
+        require(self.min_freq >= 1, "min_freq", "an integer >= 1", self.min_freq)
+        require(self.embedding_dim >= 2, "embedding_dim", "an integer >= 2", self.embedding_dim)
+        require(self.hidden_size >= 1, "hidden_size", "an integer >= 1", self.hidden_size)
+        require(self.num_layers >= 1, "num_layers", "an integer >= 1", self.num_layers)
+        require(self.num_filters >= 1, "num_filters", "an integer >= 1", self.num_filters)
+        parts = self.filter_sizes.split(",")
+        require(all(part.strip().isdigit() and int(part) >= 1 for part in parts), "filter_sizes",
+                "comma-separated integers >= 1 such as 3,4,5", self.filter_sizes)
+        require(self.pool_size >= 1, "pool_size", "an integer >= 1", self.pool_size)
+        require(self.attention_dim >= 1, "attention_dim", "an integer >= 1", self.attention_dim)
+        require(self.num_capsules >= 1, "num_capsules", "an integer >= 1", self.num_capsules)
+        require(self.capsule_dim >= 1, "capsule_dim", "an integer >= 1", self.capsule_dim)
+        require(self.routing_iterations >= 1, "routing_iterations", "an integer >= 1", self.routing_iterations)
+        require(self.num_heads >= 1, "num_heads", "an integer >= 1", self.num_heads)
+        if self.model == "transformer":
+            require(self.hidden_size % self.num_heads == 0, "num_heads",
+                    f"a divisor of --hidden-size {self.hidden_size}", self.num_heads)
+        require(self.feedforward_dim >= 1, "feedforward_dim", "an integer >= 1", self.feedforward_dim)
+        if self.embeddings not in ("word2vec", "random"):
+            require(Path(self.embeddings).is_file(), "embeddings",
+                    "word2vec, random, or an existing vectors file", self.embeddings)
+
+
+# Peak learning rates that suit each encoder method when --lr is not given.
+DEFAULT_LR = {"none": 2e-5, "lora": 5e-4, "ptuning": 1e-3, "prompt": 5e-3, "prefix": 5e-3}
+
+
+@dataclasses.dataclass
+class EncoderConfig(NetworkConfig):
+    """Settings of the pretrained-encoder families (each script sets its own defaults)."""
+    model: str = option("bert-base-uncased", "checkpoint: a Hugging Face name or a local folder")
+    epochs: int = new_default(NetworkConfig, "epochs", 3)
+    max_length: int = option(512, "tokens kept per review, special tokens included")
+    method: Literal["none", "lora", "ptuning", "prompt", "prefix"] = option(
+        "none", "none (full fine-tuning) or a PEFT method")
+    backend: Literal["transformers", "unsloth"] = option(
+        "transformers", "transformers, or unsloth (CUDA GPU only; LoRA)")
+    quantize: Literal["none", "8bit", "4bit"] = option(
+        "none", "load the frozen base in 8 or 4 bits (bitsandbytes; needs a PEFT method)")
+    lora_r: int = option(8, "LoRA rank")
+    lora_alpha: int = option(16, "LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = option(0.1, "dropout on the LoRA branch")
+    target_modules: str = option("auto", "comma-separated module names LoRA adapts; auto: the "
+                                         "attention projections of the architecture (LORA_TARGETS)")
+    num_virtual_tokens: int = option(20, "virtual tokens of prompt / p-tuning / prefix methods")
+    prompt_init_text: str | None = option(None, "prompt tuning: initialise the virtual tokens from "
+                                                "this text (default: random)")
+    encoder_hidden_size: int = option(128, "hidden size of the p-tuning prompt encoder / prefix MLP")
+    regulariser: Literal["none", "rdrop", "scl"] = option(
+        "none", "extra training loss: R-Drop or supervised contrastive (inference unchanged)")
+    rdrop_alpha: float = option(1.0, "R-Drop: weight of the symmetric KL between two dropout passes")
+    scl_temperature: float = option(0.3, "SCL: temperature of the contrastive softmax")
+    scl_lambda: float = option(0.5, "SCL: weight of the contrastive loss added to CE")
+    batch_size: int = new_default(NetworkConfig, "batch_size", 16)
+    eval_batch_size: int = new_default(NetworkConfig, "eval_batch_size", 64)
+    grad_accumulation: int = option(1, "batches whose gradients add up before one optimiser step "
+                                            "(the step's batch: --batch-size times this)")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward: less memory, slower")
+    lr: float | None = option(None, "peak learning rate (default per method: DEFAULT_LR)")
+    weight_decay: float = new_default(NetworkConfig, "weight_decay", 0.01)
+    warmup_ratio: float = new_default(NetworkConfig, "warmup_ratio", 0.1)
+    patience: int = new_default(NetworkConfig, "patience", 1)
+    mixed_precision: bool = option(True, "bf16 autocast on GPUs that support it (no effect on CPU)")
+    save_model: bool = option(True, "log the trained model (or PEFT adapter) with its tokenizer")
+    cpu_threads: int = option(0, "torch CPU threads (0: all cores); on cores other jobs share, 1 can be "
+                                 "several times faster than all")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.quantize == "none" or self.method != "none", "quantize",
+                "none with full fine-tuning (quantised weights cannot be trained: add --method lora)",
+                self.quantize)
+        require(self.backend != "unsloth" or self.method == "lora", "method",
+                "lora with --backend unsloth", self.method)
+        require(self.lora_r >= 1, "lora_r", "an integer >= 1", self.lora_r)
+        require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
+        require(self.num_virtual_tokens >= 1, "num_virtual_tokens", "an integer >= 1", self.num_virtual_tokens)
+        require(self.rdrop_alpha >= 0, "rdrop_alpha", "a number >= 0", self.rdrop_alpha)
+        require(self.scl_temperature > 0, "scl_temperature", "a positive number", self.scl_temperature)
+        require(self.scl_lambda >= 0, "scl_lambda", "a number >= 0", self.scl_lambda)
+        require(self.grad_accumulation >= 1, "grad_accumulation", "an integer >= 1", self.grad_accumulation)
+        require(self.lr is None or self.lr > 0, "lr", "a positive number", self.lr)
+        require(self.cpu_threads >= 0, "cpu_threads", "an integer >= 0", self.cpu_threads)
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.method]
+
+
+@dataclasses.dataclass
+class TfidfConfig(RunConfig):
+    ngram_max: int = option(3, "longest word n-gram used as a feature")
+    hash_bits: int = option(22, "features are hashed into 2**hash_bits columns")
+    min_df: int = option(2, "n-grams in fewer training reviews than this get no weight")
+    C: float = option(64.0, "inverse regularisation strength of the logistic regression")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(1 <= self.ngram_max <= 5, "ngram_max", "an integer from 1 to 5", self.ngram_max)
+        require(16 <= self.hash_bits <= 26, "hash_bits", "an integer from 16 to 26", self.hash_bits)
+        require(self.C > 0, "C", "a positive number", self.C)

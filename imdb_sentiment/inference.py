@@ -73,7 +73,7 @@ def _missing_model(run_id: str, what: str) -> UserError:
 
 
 def _encoder_predictor(run_id: str, device: str) -> Predictor:
-    from .encoders import load_for_prediction, predict_reviews
+    from .encoders.saving import load_for_prediction, predict_reviews
 
     with tempfile.TemporaryDirectory(prefix="imdb-predict-") as scratch:
         folder = tracking.download_artifact(run_id, "model", Path(scratch))
@@ -95,8 +95,8 @@ def _tfidf_predictor(run_id: str) -> Predictor:
 
 
 def _embedding_predictor(run_id: str, params: dict, device: str) -> Predictor:
+    from .batching import TokenIds, make_loader
     from .models import forward_batch
-    from .pipeline import make_loader
     from .training import predict as predict_loader
 
     model = tracking.load_logged_model(run_id, "pytorch")
@@ -110,9 +110,9 @@ def _embedding_predictor(run_id: str, params: dict, device: str) -> Predictor:
     batch_size = int(params.get("eval_batch_size", 256))
 
     def predict(reviews):
-        sequences = [vocab.encode(tokens) for tokens in text.reviews_to_tokens(reviews)]
-        no_labels = np.full(len(sequences), -1)
-        loader = make_loader(sequences, no_labels, max_length, truncation, batch_size, False, 0)
+        sequences = [text.truncate(vocab.encode(tokens), max_length, truncation)
+                     for tokens in text.reviews_to_tokens(reviews)]
+        loader = make_loader(TokenIds(sequences, np.full(len(sequences), -1)), batch_size, False, 0)
         probs, _ = predict_loader(model, loader, forward_batch, torch.device(device))
         return probs
     return predict

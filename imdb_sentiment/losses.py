@@ -1,7 +1,10 @@
-"""Training losses beyond plain cross-entropy: R-Drop and supervised contrastive (SCL).
+"""Training losses: cross-entropy, R-Drop and supervised contrastive (SCL).
 
-Pure functions of logits / features, so they are tested on hand-computed
-inputs; the encoders module decides when to call them (training only).
+The loss functions are pure functions of logits / features, tested on
+hand-computed inputs. The `*_compute_loss` builders below turn them into what
+the training loop calls, compute_loss(model, batch) -> (loss, logits), so a
+regulariser changes the loss and never the loop; evaluation always uses the
+plain forward.
 """
 
 import torch
@@ -51,3 +54,49 @@ def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float
         return flat.sum() * 0.0
     mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)[has_positive] / positive_count[has_positive]
     return -mean_log_prob.mean()
+
+
+# --- what the training loop calls ---------------------------------------------------
+
+def cross_entropy_loss(forward):
+    """Plain CE on forward(model, batch)'s logits: every family's default."""
+    def compute_loss(model, batch):
+        logits = forward(model, batch)
+        return F.cross_entropy(logits.float(), batch["labels"]), logits
+    return compute_loss
+
+
+def pooled_features(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the last hidden states over real tokens; virtual tokens prepended by
+    prompt methods make hidden longer than the mask, and count as real."""
+    extra = hidden.shape[1] - attention_mask.shape[1]
+    if extra > 0:
+        attention_mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], extra), attention_mask], 1)
+    mask = attention_mask[:, : hidden.shape[1]].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def rdrop_compute_loss(forward, config):
+    """Two dropout passes as one doubled batch (each row draws its own dropout mask)."""
+    def compute_loss(model, batch):
+        doubled = {key: torch.cat([batch[key], batch[key]]) for key in ("input_ids", "attention_mask")}
+        logits_a, logits_b = forward(model, doubled).chunk(2)
+        return rdrop_loss(logits_a, logits_b, batch["labels"], config.rdrop_alpha), logits_a
+    return compute_loss
+
+
+def scl_compute_loss(forward, config):
+    """CE plus lambda times SupCon on the L2-normalised mean-pooled features, as [batch, 1 view, dim]."""
+    def compute_loss(model, batch):
+        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       output_hidden_states=True)
+        features = F.normalize(pooled_features(output.hidden_states[-1].float(), batch["attention_mask"]), dim=-1)
+        contrastive = supcon_loss(features.unsqueeze(1), batch["labels"], config.scl_temperature)
+        loss = F.cross_entropy(output.logits.float(), batch["labels"]) + config.scl_lambda * contrastive
+        return loss, output.logits
+    return compute_loss
+
+
+# regulariser name -> builder(forward, config) of the training loss
+COMPUTE_LOSSES = {"none": lambda forward, config: cross_entropy_loss(forward),
+                  "rdrop": rdrop_compute_loss, "scl": scl_compute_loss}

@@ -4,8 +4,7 @@
 
 A search script names a study of the STUDIES registry and calls `main`. Each
 trial suggests values under the names of the training config's fields, builds
-that config, calls the family's training function (run_embedding_family or
-run_encoder) and reports validation accuracy per epoch so the pruner can stop
+that config, calls the same run_family as the family's train/ script, and reports validation accuracy per epoch so the pruner can stop
 it. What makes a study more than `study.optimize`:
 
 - Budget in device-hours (wall time of a trial x the devices it used; a
@@ -48,8 +47,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from . import device as devices, paths, tracking
 from .config import build_parser, flag, flatten, option, require
 from .errors import UserError
-
-STATES = ("FINISHED", "PRUNED", "FAIL")  # the child run's trial_state tag
+from .families import Family, family_tag, resolve
 
 # ---------------------------------------------------------------- registries
 
@@ -68,81 +66,23 @@ SEARCH_SPACES = {
 
 @dataclass(frozen=True)
 class StudySpec:
-    family: str                      # the default --family
-    families: tuple | None = None    # the families it makes sense for (None: every family)
+    family: str                     # the default --family
+    requires: dict | None = None    # training settings a family must have for this study (None: any family)
+
+    def check(self, study: str, family: str, settings: dict) -> None:
+        wrong = {k: v for k, v in (self.requires or {}).items() if settings.get(k) != v}
+        if wrong:
+            needs = ", ".join(f"{flag(k)} {v}" for k, v in self.requires.items())
+            raise UserError(f"--family {family}: the {study} study is for families trained with {needs} "
+                            f"(e.g. {self.family})")
 
 
 STUDIES = {
-    "lora": StudySpec("deberta-lora", ("deberta-lora", "rdrop-lora", "scl-lora")),
-    "rdrop": StudySpec("rdrop", ("rdrop", "rdrop-lora")),
-    "scl": StudySpec("scl", ("scl", "scl-lora")),
+    "lora": StudySpec("deberta-lora", {"method": "lora"}),
+    "rdrop": StudySpec("rdrop", {"regulariser": "rdrop"}),
+    "scl": StudySpec("scl", {"regulariser": "scl"}),
     "max_length": StudySpec("lstm"),
 }
-
-# Without a GPU a study keeps to minutes: fewer reviews and epochs, a small budget
-# (flags still override each of these).
-CPU_DEFAULTS = {
-    "embedding": {"limit": 2000, "epochs": 3, "budget_gpu_hours": 0.5, "n_trials": 8},
-    "encoder": {"limit": 400, "epochs": 1, "max_length": 128, "budget_gpu_hours": 0.5, "n_trials": 6},
-}
-
-
-@dataclass(frozen=True)
-class Trainer:
-    config_cls: type
-    run: Callable  # run(config, family, on_epoch=, parent_run_id=, extra_tags=) -> Outcome
-
-
-def _embedding_trainer() -> Trainer:
-    from .pipeline import EmbeddingConfig, run_embedding_family
-    return Trainer(EmbeddingConfig, run_embedding_family)
-
-
-def _encoder_trainer() -> Trainer:
-    from .encoders import EncoderConfig, run_encoder  # transformers: only when an encoder is searched
-    return Trainer(EncoderConfig, run_encoder)
-
-
-TRAINERS = {"embedding": _embedding_trainer, "encoder": _encoder_trainer}
-
-@dataclass(frozen=True)
-class Family:
-    kind: str                   # a key of TRAINERS
-    script: str                 # train/<script>.py, whose DEFAULTS a trial starts from
-    defaults: dict              # what the family adds to them (the flags its make target passes)
-
-
-# The encoder families as the train/ scripts and make targets name them (their MLflow `family` tag).
-ENCODER_FAMILIES = {
-    **{name: Family("encoder", name, {}) for name in ("bert", "distilbert", "roberta", "deberta", "modernbert")},
-    **{f"deberta-{method}": Family("encoder", "peft_deberta", {"method": method})
-       for method in ("lora", "ptuning", "prompt", "prefix")},
-    "rdrop": Family("encoder", "rdrop", {}),
-    "rdrop-lora": Family("encoder", "rdrop", {"method": "lora"}),
-    "scl": Family("encoder", "scl", {}),
-    "scl-lora": Family("encoder", "scl", {"method": "lora"}),
-    "unsloth-deberta": Family("encoder", "unsloth_lora", {"model": "microsoft/deberta-v2-xxlarge"}),
-    "unsloth-modernbert": Family("encoder", "unsloth_lora", {"model": "answerdotai/ModernBERT-large"}),
-}
-
-
-def families() -> dict:
-    """Family name -> Family: every model of the embedding MODELS registry, and the encoders."""
-    from .models import MODELS
-    embedding = {name: Family("embedding", name.replace("-", "_"), {"model": name}) for name in MODELS}
-    return {**embedding, **ENCODER_FAMILIES}
-
-
-def family_defaults(family: Family) -> dict:
-    """The DEFAULTS of the family's train/ script plus its own: a trial trains as the script does."""
-    script = paths.REPO_ROOT / "train" / f"{family.script}.py"
-    defaults = {}
-    if script.exists():
-        spec = importlib.util.spec_from_file_location(f"_train_{family.script}", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        defaults = dict(getattr(module, "DEFAULTS", {}))
-    return {**defaults, **family.defaults}
 
 
 # ---------------------------------------------------------------- configuration
@@ -192,7 +132,7 @@ def _fields_of(cls) -> list:
 
 
 def parse_search_args(study: str, argv, prog: str, description: str):
-    """(SearchConfig, training config, family kind) from one command line.
+    """(SearchConfig, training config, Family) from one command line.
 
     The command line is generated from SearchConfig plus the family's training
     config, minus the fields this study searches (a flag for one of them is an
@@ -206,37 +146,32 @@ def parse_search_args(study: str, argv, prog: str, description: str):
             raise UserError(f"{flag(name)}: the {study} study searches it, so it cannot be set")
     pre = build_parser(SearchConfig, prog=prog, defaults={"family": spec.family}).parse_known_args(
         [a for a in argv if a not in ("-h", "--help")])[0]
-    family = pre.family
-    known = families()
-    if family not in known:
-        raise UserError(f"--family {family}: unknown family; known: {', '.join(sorted(known))}")
-    if spec.families is not None and family not in spec.families:
-        raise UserError(f"--family {family}: the {study} study is for {', '.join(spec.families)}")
-    kind = known[family].kind
-    trainer = TRAINERS[kind]()
-    train_fields = {f.name for f in dataclasses.fields(trainer.config_cls)}
+    family, overrides = resolve(pre.family)
+    recipe = family.recipe_of()
+    config_cls = recipe.config_class()
+    spec.check(study, pre.family, {**family.defaults, **overrides})
+    train_fields = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(space) - train_fields)
     if unknown:
-        raise UserError(f"the {study} study searches {', '.join(unknown)}, which the {family} family's "
-                        f"config ({trainer.config_cls.__name__}) does not have")
+        raise UserError(f"the {study} study searches {', '.join(unknown)}, which the {pre.family} family's "
+                        f"config ({config_cls.__name__}) does not have")
     no_gpu = devices.detect_device("auto").type == "cpu"
-    cpu_defaults = {k: v for k, v in CPU_DEFAULTS[kind].items() if k not in space} if no_gpu else {}
-    defaults = {"progress": False, **family_defaults(known[family]), "family": spec.family,
-                **cpu_defaults}
+    cpu_defaults = {k: v for k, v in recipe.cpu_study.items() if k not in space} if no_gpu else {}
+    defaults = {"progress": False, **family.defaults, **overrides, "family": spec.family, **cpu_defaults}
     fields = [f for f in _fields_of(SearchConfig)] + \
-             [f for f in _fields_of(trainer.config_cls) if f[0] not in space and f[0] != "run_name"]
+             [f for f in _fields_of(config_cls) if f[0] not in space and f[0] != "run_name"]
     command_line = dataclasses.make_dataclass("SearchCommandLine", fields)
     parser = build_parser(command_line, prog=prog, description=description, defaults=defaults)
     values = vars(parser.parse_args(argv))
     search_names = {f.name for f in dataclasses.fields(SearchConfig)}
     search = SearchConfig(**{k: v for k, v in values.items() if k in search_names})
-    train_config = trainer.config_cls(**{k: v for k, v in values.items() if k not in search_names})
+    train_config = config_cls(**{k: v for k, v in values.items() if k not in search_names})
     if no_gpu:
         given = {k: values[k] for k in cpu_defaults}
         print(f"note: no GPU here, so a CPU-sized study ({', '.join(f'{flag(k)} {v}' for k, v in given.items())});"
               f" on a GPU machine the same command trains at full size: "
               f"make search-{study.replace('_', '-')} ARGS='--budget-gpu-hours 4'", flush=True)
-    return search, train_config, trainer
+    return search, train_config, family
 
 
 # ---------------------------------------------------------------- storage
@@ -510,10 +445,12 @@ def _retried_trial_number(trial) -> int | None:
         return Retry.retried_trial_number(frozen)
 
 
-def make_objective(study_name, space, config, trainer, family, parent_run_id, lock: StudyLock,
+def make_objective(study_name, space, config, family, parent_run_id, lock: StudyLock,
                    checked: Callable[[], Budget]):
     """objective(trial): suggest, build the config, train as the script would, report, prune."""
     import optuna
+
+    from .runs import run_family  # torch and the data stack: only once a study runs
 
     device_count = devices.device_count(devices.detect_device(config.device))
 
@@ -538,8 +475,8 @@ def make_objective(study_name, space, config, trainer, family, parent_run_id, lo
 
         state, run_id = "FAIL", None
         try:
-            outcome = trainer.run(trial_config, family, on_epoch=on_epoch, parent_run_id=parent_run_id,
-                                  extra_tags=tags)
+            outcome = run_family(family, trial_config, on_epoch=on_epoch, parent_run_id=parent_run_id,
+                                 extra_tags=tags)
             state, run_id = "FINISHED", outcome.run_id
             return outcome.best_val_acc
         except optuna.TrialPruned:
@@ -653,15 +590,15 @@ def _log_study_plots(study) -> None:
         plt.close(figure)
 
 
-def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) -> dict:
+def run_study(study_key: str, search: SearchConfig, config, family: Family) -> dict:
     """Create or resume the study, run trials while budget and --n-trials allow, summarise."""
     import optuna
 
     space = SEARCH_SPACES[study_key]
-    family = search.family
-    study_name = search.study_name or f"{study_key.replace('_', '-')}-{family}"
+    tag = family_tag(family, config)  # bert with --method lora: bert-lora, as its runs are tagged
+    study_name = search.study_name or f"{study_key.replace('_', '-')}-{tag}"
     url = storage_url(search.storage or default_storage())
-    attrs = {"search_space": space_signature(space), "family": family, "settings": fixed_settings(config)}
+    attrs = {"search_space": space_signature(space), "family": tag, "settings": fixed_settings(config)}
     on_stale = stale_trial_handler(study_name, config.experiment, search.max_retries)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lock = StudyLock(url, study_name)
@@ -677,11 +614,11 @@ def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) ->
         else:
             for key, value in attrs.items():
                 study.set_user_attr(key, value)
-        parent_run_id = open_parent_run(study, study_name, search, url, config, family, attrs)
+        parent_run_id = open_parent_run(study, study_name, search, url, config, tag, attrs)
     print(f"study {study_name} in {redact(url)}; MLflow parent run {parent_run_id}", flush=True)
 
     checked = {}
-    objective = make_objective(study_name, space, config, trainer, family, parent_run_id, lock,
+    objective = make_objective(study_name, space, config, family, parent_run_id, lock,
                                lambda: checked["budget"])
     failures_in_a_row = 0
     try:
@@ -727,5 +664,5 @@ def run_study(study_key: str, search: SearchConfig, config, trainer: Trainer) ->
 
 def main(study_key: str, argv=None, prog: str | None = None, description: str | None = None) -> dict:
     """A search script's whole body: parse, check, run the study."""
-    search, config, trainer = parse_search_args(study_key, argv, prog or f"search/{study_key}.py", description)
-    return run_study(study_key, search, config, trainer)
+    search, config, family = parse_search_args(study_key, argv, prog or f"search/{study_key}.py", description)
+    return run_study(study_key, search, config, family)

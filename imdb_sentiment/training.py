@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import tracking
 from .device import autocast
+from .losses import cross_entropy_loss
 
 
 @dataclass
@@ -41,6 +43,15 @@ class FitSettings:
 
 
 @dataclass
+class Outcome:
+    """What a tracked run returns to its caller (a script, a search trial)."""
+    run_id: str
+    best_val_acc: float
+    test_acc: float
+    history: list
+
+
+@dataclass
 class FitResult:
     best_epoch: int
     best_val_acc: float
@@ -50,13 +61,6 @@ class FitResult:
 
 def _to_device(batch: dict, device) -> dict:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
-def default_compute_loss(forward):
-    def compute_loss(model, batch):
-        logits = forward(model, batch)
-        return F.cross_entropy(logits.float(), batch["labels"]), logits
-    return compute_loss
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
@@ -102,7 +106,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         compute_loss: Callable | None = None, on_epoch: Callable | None = None,
         optimizer=None) -> FitResult:
     """Train with early stopping on validation accuracy; the best epoch's weights are restored."""
-    compute_loss = compute_loss or default_compute_loss(forward)
+    compute_loss = compute_loss or cross_entropy_loss(forward)
     model.to(device)
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -163,3 +167,23 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         model.load_state_dict(best_state)
     best.train_seconds = time.perf_counter() - start
     return best
+
+
+def fit_logged(model, train_loader, val_loader, settings: FitSettings, device, forward,
+               compute_loss=None, on_epoch: Callable | None = None) -> FitResult:
+    """fit() with each epoch's metrics logged to the active MLflow run before
+    on_epoch (a search trial's report / prune) sees them."""
+
+    def epoch_done(epoch, metrics):
+        tracking.log_epoch(epoch, metrics)
+        if on_epoch:
+            on_epoch(epoch, metrics)
+
+    return fit(model, train_loader, val_loader, settings, device, forward=forward,
+               compute_loss=compute_loss, on_epoch=epoch_done)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from analysis import tables
+from analysis import _rows, tables
 from imdb_sentiment.errors import UserError
 from analysis._testing import log_run, new_store, run_make
 from imdb_sentiment.paths import REPO_ROOT
@@ -174,27 +174,27 @@ def test_script_reports_unknown_experiment_in_one_line(store, tmp_path):
                            "train something first or pass --experiment\n")
 
 
-def test_reference_file_is_complete():
-    references = tables.load_reference()
-    assert {r.table for r in references} == set(tables.TABLE_TITLES)
-    by_family = {r.family: r for r in references}
+def test_reference_file_holds_what_the_reference_reported():
+    by_family = _rows.load_reference()
     assert (by_family["bert"].acc_low, by_family["bert"].acc) == (0.901, 0.938)
-    assert by_family["deberta-prefix"].acc is None
-    assert len(references) == 23
-    # Each encoder row names the checkpoint its train/ script loads by default.
-    from imdb_sentiment.search import ENCODER_FAMILIES, family_defaults
-    for name, family in ENCODER_FAMILIES.items():
-        assert by_family[name].checkpoint == family_defaults(family)["model"], name
-    assert by_family["lstm"].checkpoint == ""
+    assert by_family["deberta-prefix"].acc is None and "past_key_values" in by_family["deberta-prefix"].note
+    assert by_family["lstm"].acc == 0.878 and "tfidf" not in by_family
+
+
+def test_reference_row_of_an_unknown_family_is_a_clear_error(tmp_path):
+    path = tmp_path / "reference.csv"
+    path.write_text("family,reference_acc_low,reference_acc,note\nlstm,,0.878,\nbert-large,,0.9,\n")
+    with pytest.raises(UserError, match=r"reference.csv:3: unknown family 'bert-large'"):
+        _rows.load_reference(path)
 
 
 def test_reference_row_with_a_stray_comma_is_a_clear_error(tmp_path):
     path = tmp_path / "reference.csv"
-    path.write_text("table,family,checkpoint,reference_acc_low,reference_acc,note\n"
-                    "word_vectors,lstm,,,0.878,\n"
-                    "encoders,bert,bert-base-uncased,,0.9,base, uncased\n")
-    with pytest.raises(UserError, match=r"reference.csv:3: expected 6 fields .*quote a note"):
-        tables.load_reference(path)
+    path.write_text("family,reference_acc_low,reference_acc,note\n"
+                    "lstm,,0.878,\n"
+                    "bert,,0.9,base, uncased\n")
+    with pytest.raises(UserError, match=r"reference.csv:3: expected 4 fields .*quote a note"):
+        _rows.load_reference(path)
 
 
 def test_make_tables(store, tmp_path):

@@ -4,10 +4,8 @@ import re
 
 import pytest
 
-from imdb_sentiment.config import build_parser, parse_config
-from imdb_sentiment.encoders import EncoderConfig
+from imdb_sentiment.config import EmbeddingConfig, EncoderConfig, build_parser, parse_config
 from imdb_sentiment.errors import UserError
-from imdb_sentiment.pipeline import EmbeddingConfig
 
 from conftest import PYTHON, run_script
 

@@ -92,9 +92,15 @@ import sys  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
+def train(family: str, argv):
+    """What `python train/<family>.py ARGV` does, in this process."""
+    from imdb_sentiment.families import train as train_family
+    return train_family(family, argv)
+
+
 def script_main(name: str):
-    """The main() of train/, bench/ or analysis/<name>.py, loaded as a user's `python <file>` would."""
-    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("train", "bench", "analysis"))
+    """The main() of bench/ or analysis/<name>.py, loaded as a user's `python <file>` would."""
+    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("bench", "analysis"))
                 if p.exists())
     spec = importlib.util.spec_from_file_location(f"_script_{path.parent.name}_{name}", path)
     module = importlib.util.module_from_spec(spec)
@@ -153,7 +159,7 @@ FULL_FINE_TUNING = {"bert": "bert", "distilbert": "distilbert", "roberta": "robe
 @pytest.mark.parametrize("architecture", sorted(FULL_FINE_TUNING))
 def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, real_slice, store):
     name = f"full-{architecture}"
-    script_main(architecture)(tiny_args(real_slice, tiny_models[architecture], name))
+    train(architecture, tiny_args(real_slice, tiny_models[architecture], name))
     client, run = finished_run(store, name)
     assert run.data.tags["family"] == architecture
     assert run.data.tags["method"] == "none"
@@ -167,8 +173,7 @@ def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, rea
 
 @pytest.mark.parametrize("bits", ["8bit", "4bit"])
 def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store):
-    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], f"lora-{bits}",
-                                          "--method", "lora", "--quantize", bits))
+    train("deberta-lora", tiny_args(real_slice, tiny_models["deberta"], f"lora-{bits}", "--quantize", bits))
     client, run = finished_run(store, f"lora-{bits}")
     assert run.data.tags["quantize"] == bits
     assert run.data.tags["family"] == "deberta-lora"
@@ -178,8 +183,8 @@ def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store):
 
 
 def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slice, store, tmp_path):
-    script_main("rdrop")(tiny_args(real_slice, tiny_models["bert"], "rdrop-lora", "--method", "lora",
-                                   "--rdrop-alpha", "2.0"))
+    train("rdrop", tiny_args(real_slice, tiny_models["bert"], "rdrop-lora", "--method", "lora",
+                             "--rdrop-alpha", "2.0"))
     client, run = finished_run(store, "rdrop-lora")
     assert run.data.tags["family"] == "rdrop-lora"
     assert run.data.params["rdrop_alpha"] == "2.0"
@@ -197,15 +202,15 @@ def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slic
 
 
 def test_scl_roberta(tiny_models, real_slice, store):
-    script_main("scl")(tiny_args(real_slice, tiny_models["roberta"], "scl-roberta",
-                                 "--scl-lambda", "0.7", "--scl-temperature", "0.2"))
+    train("scl", tiny_args(real_slice, tiny_models["roberta"], "scl-roberta",
+                           "--scl-lambda", "0.7", "--scl-temperature", "0.2"))
     _, run = finished_run(store, "scl-roberta")
     assert run.data.tags["family"] == "scl" and run.data.tags["regulariser"] == "scl"
 
 
 def test_ptuning_deberta(tiny_models, real_slice, store):
-    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], "ptuning", "--method", "ptuning",
-                                          "--num-virtual-tokens", "4", "--encoder-hidden-size", "16"))
+    train("deberta-ptuning", tiny_args(real_slice, tiny_models["deberta"], "ptuning",
+                                       "--num-virtual-tokens", "4", "--encoder-hidden-size", "16"))
     _, run = finished_run(store, "ptuning")
     assert run.data.tags["family"] == "deberta-ptuning"
 
@@ -213,8 +218,10 @@ def test_ptuning_deberta(tiny_models, real_slice, store):
 def test_prompt_tuning_trains_the_classifier_head(tiny_models, real_slice, store, tmp_path):
     from safetensors.torch import load_file
 
-    from imdb_sentiment.encoders import EncoderConfig, load_transformers_model
     import torch
+
+    from imdb_sentiment.config import EncoderConfig
+    from imdb_sentiment.encoders.loading import load_transformers_model
 
     config = EncoderConfig(model=str(tiny_models["deberta"]), method="prompt", num_virtual_tokens=4,
                            data_dir=str(real_slice))
@@ -224,9 +231,8 @@ def test_prompt_tuning_trains_the_classifier_head(tiny_models, real_slice, store
     assert any("classifier" in n for n in head) and any("pooler" in n for n in head), head
     assert all(head.values()), head
 
-    script_main("peft_deberta")(tiny_args(real_slice, tiny_models["deberta"], "prompt", "--method", "prompt",
-                                          "--num-virtual-tokens", "4", "--prompt-init-text",
-                                          "this movie review is"))
+    train("deberta-prompt", tiny_args(real_slice, tiny_models["deberta"], "prompt", "--num-virtual-tokens", "4",
+                                      "--prompt-init-text", "this movie review is"))
     client, run = finished_run(store, "prompt")
     saved = load_file(download_model(client, run.info.run_id, tmp_path) / "adapter_model.safetensors")
     base = load_file(tiny_models["deberta"] / "model.safetensors")
@@ -235,8 +241,8 @@ def test_prompt_tuning_trains_the_classifier_head(tiny_models, real_slice, store
 
 
 def test_prefix_tuning_works_on_bert(tiny_models, real_slice, store):
-    script_main("bert")(tiny_args(real_slice, tiny_models["bert"], "prefix-bert", "--method", "prefix",
-                                  "--num-virtual-tokens", "4"))
+    train("bert", tiny_args(real_slice, tiny_models["bert"], "prefix-bert", "--method", "prefix",
+                            "--num-virtual-tokens", "4"))
     _, run = finished_run(store, "prefix-bert")
     assert run.data.tags["method"] == "prefix"
     assert run.data.tags["family"] == "bert-prefix"  # its own table row, apart from full fine-tuning
@@ -245,7 +251,7 @@ def test_prefix_tuning_works_on_bert(tiny_models, real_slice, store):
 def test_prefix_on_deberta_is_a_one_line_error_before_weights_load(tiny_models, real_slice, tmp_path):
     (tiny_models["deberta"] / "model.safetensors").rename(tmp_path / "weights")  # loading them would fail
     try:
-        result = run_script([PYTHON, "train/peft_deberta.py", "--method", "prefix", "--model",
+        result = run_script([PYTHON, "train/deberta_prefix.py", "--model",
                              str(tiny_models["deberta"]), "--data-dir", str(real_slice), "--limit", "60"],
                             env={**OFFLINE, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
                             check=False)
@@ -266,8 +272,8 @@ def test_unsloth_without_gpu_names_the_cpu_alternative(tiny_models, real_slice, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     sys.modules.pop("unsloth", None)
     with pytest.raises(SystemExit) as stopped:
-        run_main(script_main("unsloth_lora"), ["--model", str(tiny_models["modernbert"]),
-                                               "--data-dir", str(real_slice)])
+        run_main(lambda argv: train("unsloth-modernbert", argv), ["--model", str(tiny_models["modernbert"]),
+                                                                 "--data-dir", str(real_slice)])
     assert stopped.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "CUDA GPU" in lines[0] and "--method lora" in lines[0], lines
@@ -278,7 +284,9 @@ def test_unsloth_without_gpu_names_the_cpu_alternative(tiny_models, real_slice, 
 def test_default_lora_targets_exist_and_heads_train(architecture, tiny_models):
     import torch
 
-    from imdb_sentiment.encoders import LORA_TARGETS, EncoderConfig, load_transformers_model, model_config
+    from imdb_sentiment.config import EncoderConfig
+    from imdb_sentiment.encoders.architectures import LORA_TARGETS, model_config
+    from imdb_sentiment.encoders.loading import load_transformers_model
 
     model_type = model_config(str(tiny_models[architecture])).model_type
     model, _ = load_transformers_model(EncoderConfig(model=str(tiny_models[architecture]), method="lora"),
@@ -292,7 +300,7 @@ def test_default_lora_targets_exist_and_heads_train(architecture, tiny_models):
 
 
 def test_quantised_full_fine_tuning_is_refused():
-    from imdb_sentiment.encoders import EncoderConfig
+    from imdb_sentiment.config import EncoderConfig
     from imdb_sentiment.errors import UserError
 
     with pytest.raises(UserError, match="--quantize"):
@@ -302,7 +310,7 @@ def test_quantised_full_fine_tuning_is_refused():
 def test_head_tail_keeps_both_specials_and_the_review_end(tiny_models):
     from transformers import AutoTokenizer
 
-    from imdb_sentiment.encoders import tokenize
+    from imdb_sentiment.encoders.tokens import tokenize
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
     review = " ".join(["the"] * 40 + ["bad"] * 40 + ["good"] * 40)
@@ -348,29 +356,3 @@ def test_benchmark_prints_both_throughputs_and_logs_them(tiny_models, real_slice
     experiment = client.get_experiment_by_name("encoders-test")
     runs = client.search_runs([experiment.experiment_id], "tags.benchmark = 'encoder_throughput'")
     assert len(runs) == 1 and runs[0].data.metrics["speedup"] == pytest.approx(results["speedup"])
-
-
-TARGETS = {
-    "train-bert": "train/bert.py", "train-distilbert": "train/distilbert.py",
-    "train-roberta": "train/roberta.py", "train-deberta": "train/deberta.py",
-    "train-modernbert": "train/modernbert.py",
-    "train-deberta-lora": "train/peft_deberta.py --method lora",
-    "train-deberta-ptuning": "train/peft_deberta.py --method ptuning",
-    "train-deberta-prompt": "train/peft_deberta.py --method prompt",
-    "train-deberta-prefix": "train/peft_deberta.py --method prefix",
-    "train-rdrop": "train/rdrop.py", "train-scl": "train/scl.py",
-    "train-rdrop-lora": "train/rdrop.py --method lora", "train-scl-lora": "train/scl.py --method lora",
-    "train-unsloth-deberta": "train/unsloth_lora.py --model microsoft/deberta-v2-xxlarge",
-    "train-unsloth-modernbert": "train/unsloth_lora.py --model answerdotai/ModernBERT-large",
-    "bench-encoder": "bench/encoder_throughput.py",
-}
-
-
-def test_make_targets_run_the_scripts():
-    import subprocess
-    for target, command in TARGETS.items():
-        out = subprocess.run(["make", "-n", "--no-print-directory", target, "ARGS=--epochs 1"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        last = out.stdout.strip().splitlines()[-1]
-        assert last.endswith(f"{command} --epochs 1"), (target, last)

@@ -7,7 +7,7 @@ import torch
 from imdb_sentiment import models
 from imdb_sentiment.batching import length_mask
 from imdb_sentiment.errors import UserError
-from imdb_sentiment.pipeline import EmbeddingConfig
+from imdb_sentiment.config import EmbeddingConfig
 
 VOCAB = 50
 

@@ -118,11 +118,12 @@ def test_resume_then_budget_stops_the_study(tiny_data_dir, tmp_path, mlflow_stor
 # ------------------------------------------------------------------ pruning (scripted training)
 
 
-def scripted_training(config, family, on_epoch=None, parent_run_id=None, extra_tags=None):
-    """A stand-in for run_embedding_family whose validation accuracy falls with the trial number."""
+def scripted_training(family, config, on_epoch=None, parent_run_id=None, extra_tags=None):
+    """A stand-in for runs.run_family whose validation accuracy falls with the trial number."""
     from imdb_sentiment import tracking
-    from imdb_sentiment.pipeline import Outcome
+    from imdb_sentiment.training import Outcome
 
+    family = family.name
     number = int(extra_tags["trial_number"])
     if number == 2:
         with tracking.start_run(config.run_name, {"family": family, **extra_tags}, parent_run_id=parent_run_id):
@@ -140,10 +141,9 @@ def scripted_training(config, family, on_epoch=None, parent_run_id=None, extra_t
 
 def scripted_study(name: str, pruner: str, n_trials: int, tmp_path, monkeypatch) -> list:
     """A max_length study whose trials run scripted_training; its trials."""
-    from imdb_sentiment import search
-    from imdb_sentiment.pipeline import EmbeddingConfig
+    from imdb_sentiment import runs, search
 
-    monkeypatch.setitem(search.TRAINERS, "embedding", lambda: search.Trainer(EmbeddingConfig, scripted_training))
+    monkeypatch.setattr(runs, "run_family", scripted_training)
     storage = sqlite_storage(tmp_path)
     search.main("max_length", ["--storage", storage, "--study-name", name, "--n-trials", str(n_trials),
                                "--pruner", pruner, "--budget-gpu-hours", "1"])
@@ -203,15 +203,13 @@ def other_space_study(storage):
     (["--study-name", "taken"], "this study exists with another search space"),
 ])
 def test_bad_input_is_one_line_before_any_training(argv, message, tmp_path, mlflow_store, monkeypatch):
-    from imdb_sentiment import search
+    from imdb_sentiment import runs, search
     from imdb_sentiment.errors import UserError
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setitem(search.TRAINERS, "embedding",
-                        lambda: search.Trainer(__import__("imdb_sentiment.pipeline").pipeline.EmbeddingConfig,
-                                               no_training))
+    monkeypatch.setattr(runs, "run_family", no_training)
     storage = sqlite_storage(tmp_path)
     other_space_study(storage)
     if "--storage" not in argv:
@@ -237,7 +235,8 @@ def test_unknown_parameter_in_a_search_space(tmp_path, monkeypatch):
 def test_bad_input_from_the_command_line(tmp_path):
     result = run_script([PYTHON, "search/scl.py", "--family", "lstm"], check=False)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: --family lstm: the scl study is for scl, scl-lora"
+    assert result.stderr.strip() == ("error: --family lstm: the scl study is for families trained with "
+                                     "--regulariser scl (e.g. scl)")
 
 
 def test_redact_removes_the_password():

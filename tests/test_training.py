@@ -4,9 +4,8 @@ and batching buckets by length without losing or repeating a review."""
 import numpy as np
 import torch
 
-from imdb_sentiment.batching import BucketBatchSampler, pad_batch
+from imdb_sentiment.batching import BucketBatchSampler, TokenIds, make_loader, pad_batch
 from imdb_sentiment.models import RecurrentClassifier, forward_batch, make_embedding
-from imdb_sentiment.pipeline import make_loader
 from imdb_sentiment.training import FitSettings, fit, predict
 
 
@@ -30,8 +29,8 @@ def tiny_lstm(dropout=0.0, seed=0):
 
 def loaders(n=32):
     sequences, labels = toy_data(n)
-    train = make_loader(sequences, labels, 64, "head", 8, True, 0)
-    val = make_loader(sequences, labels, 64, "head", 8, False, 0)
+    train = make_loader(TokenIds(sequences, labels), 8, True, 0)
+    val = make_loader(TokenIds(sequences, labels), 8, False, 0)
     return train, val
 
 
@@ -48,7 +47,8 @@ def test_bucket_sampler_covers_every_item_once_in_similar_lengths():
 
 
 def test_pad_batch_pads_with_pad_id_and_keeps_lengths():
-    batch = pad_batch([(np.array([5, 6, 7]), 1, 0), (np.array([8]), 0, 1)])
+    dataset = TokenIds([np.array([5, 6, 7]), np.array([8])], [1, 0])
+    batch = pad_batch([dataset[0], dataset[1]])
     assert batch["ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["lengths"].tolist() == [3, 1] and batch["index"].tolist() == [0, 1]
 
@@ -65,7 +65,7 @@ def test_a_tiny_model_overfits_a_tiny_set():
 def test_predict_is_in_dataset_order_and_without_dropout():
     sequences, labels = toy_data(40)
     model = tiny_lstm(dropout=0.9)
-    loader = make_loader(sequences, labels, 64, "head", 7, False, 0)  # batches sorted by length
+    loader = make_loader(TokenIds(sequences, labels), 7, False, 0)  # batches sorted by length
     first, _ = predict(model, loader, forward_batch, torch.device("cpu"))
     second, _ = predict(model, loader, forward_batch, torch.device("cpu"))
     assert np.array_equal(first, second)  # eval mode: dropout off

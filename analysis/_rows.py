@@ -1,0 +1,223 @@
+"""The rows of the results tables, from MLflow runs: one row per model family
+(imdb_sentiment/families.py), the encoder runs side by side by checkpoint and
+method, one row per search study. analysis/tables.py renders them."""
+
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis import _format as fmt
+from analysis._runs import Run, is_model_run, latest, model_runs, select_run, study_parents
+from imdb_sentiment.errors import UserError
+from imdb_sentiment.families import FAMILIES, TABLES, model_label
+
+REFERENCE_CSV = Path(__file__).with_name("reference.csv")
+OTHER_TABLE = "other"
+OTHER_TITLE = "Other models (no reference row)"
+
+MODEL_COLUMNS = ["family", "model", "run_id", "test_acc", "test_auc", "best_val_acc",
+                 "best_epoch", "train_seconds", "device", "trainable_params",
+                 "reference_acc_low", "reference_acc", "diff", "note"]
+# The encoder runs side by side: one row per checkpoint x method x regulariser x data size.
+METHOD_COLUMNS = ["model", "method", "quantize", "regulariser", "limit", "tokens_per_review",
+                  "family", "run_id", "test_acc", "test_auc", "best_val_acc", "best_epoch",
+                  "train_seconds", "device", "trainable_params", "vs_plain"]
+STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
+                 "device_hours", "best_value", "best_params", "best_run_id", "best_run_url",
+                 "note"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the reference project reported for a family (analysis/reference.csv)."""
+    family: str
+    acc_low: float | None  # set when the reference reports a range
+    acc: float | None      # what the difference is taken against (a range's high end)
+    note: str
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    rows: list[dict]
+
+
+def load_reference(path: Path = REFERENCE_CSV) -> dict[str, Reference]:
+    """The reference project's reported accuracies by family, checked so a typo fails loudly."""
+    def number(text, where):
+        if not text.strip():
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"{where}: {text!r} is not a number") from None
+
+    references = {}
+    with open(path, newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            if None in row or None in row.values():  # more or fewer cells than the header names
+                raise UserError(f"{where}: expected {len(reader.fieldnames)} fields "
+                                f"({','.join(reader.fieldnames)}); quote a note that holds a comma")
+            if row["family"] not in FAMILIES:
+                raise UserError(f"{where}: unknown family {row['family']!r}; "
+                                f"known: {', '.join(FAMILIES)} (imdb_sentiment/families.py)")
+            if row["family"] in references:
+                raise UserError(f"{where}: family {row['family']!r} listed twice")
+            references[row["family"]] = Reference(row["family"], number(row["reference_acc_low"], where),
+                                                  number(row["reference_acc"], where), row["note"])
+    return references
+
+
+def int_metric(run: Run, key: str) -> int | None:
+    """Counts (epochs, parameters, trials) are logged as MLflow floats."""
+    value = run.metrics.get(key)
+    return None if value is None else int(value)
+
+
+def status_counts(runs: list[Run]) -> str:
+    """'1 FAILED, 2 KILLED': why there is no finished run."""
+    counts = Counter(run.status for run in runs)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def run_results(run: Run) -> dict:
+    """What every results table shows of a run."""
+    metrics = run.metrics
+    return dict(run_id=run.run_id, test_acc=metrics.get("test_acc"), test_auc=metrics.get("test_auc"),
+                best_val_acc=metrics.get("best_val_acc"), best_epoch=int_metric(run, "best_epoch"),
+                train_seconds=metrics.get("train_seconds"),
+                device=run.tags.get("device") or run.params.get("device", ""),
+                trainable_params=int_metric(run, "trainable_params"))
+
+
+def best_val_cell(row: dict) -> str:
+    """'0.9134 (2)': the best validation accuracy and its epoch."""
+    cell = fmt.fixed(row["best_val_acc"])
+    return cell if row["best_epoch"] is None else f"{cell} ({row['best_epoch']})"
+
+
+def model_row(family: str, run: Run | None, reference: Reference | None,
+              unfinished: list[Run]) -> dict:
+    ref_acc = reference.acc if reference else None
+    notes = [reference.note] if reference and reference.note else []
+    if family in FAMILIES and ref_acc is None and not notes:
+        notes = ["no reference number"]
+    row = dict.fromkeys(MODEL_COLUMNS)
+    row.update(family=family, reference_acc_low=reference.acc_low if reference else None,
+               reference_acc=ref_acc)
+    if run is None:
+        why = f" ({status_counts(unfinished)})" if unfinished else ""
+        row["note"] = "; ".join([f"no finished run{why}"] + notes)
+        return row
+
+    test_acc = run.metrics.get("test_acc")
+    model = run.tags.get("model", "")
+    checkpoint = FAMILIES[family].checkpoint if family in FAMILIES else ""
+    if checkpoint and model != model_label(checkpoint):
+        # e.g. all-MiniLM-L6-v2 in the bert row: the diff then compares two different models
+        notes.insert(0, f"checkpoint {model_label(model)}, not the family's {checkpoint}")
+    row.update(model=model, **run_results(run),
+               # Rounded: accuracy over 25,000 reviews has 5 decimals; float noise beyond is not data.
+               diff=(round(test_acc - ref_acc, 5)
+                     if test_acc is not None and ref_acc is not None else None),
+               note="; ".join(notes))
+    if not run.full_data:
+        row["note"] = "; ".join([f"quick run: --limit {run.params['limit']}"] + notes)
+    return row
+
+
+def model_tables(runs: list[Run], references: dict[str, Reference], select: str) -> list[Table]:
+    """The reference tables (plus "other" when needed), one row per family of FAMILIES."""
+    finished = model_runs(runs)
+    by_family: dict[str, list[Run]] = {}
+    for run in finished:
+        by_family.setdefault(run.family, []).append(run)
+    # Runs that never finished, to say why a family has no result.
+    unfinished: dict[str, list[Run]] = {}
+    for run in runs:
+        if is_model_run(run) and not run.finished:
+            unfinished.setdefault(run.family, []).append(run)
+
+    tables = []
+    for key, title in TABLES.items():
+        rows = [model_row(name, select_run(by_family.get(name, []), select), references.get(name),
+                          unfinished.get(name, []))
+                for name, family in FAMILIES.items() if family.table == key]
+        tables.append(Table(key, title, rows))
+    listed = {name for name, family in FAMILIES.items() if family.table in TABLES}
+    others = sorted(family for family in by_family if family not in listed)
+    if others:
+        tables.append(Table(OTHER_TABLE, OTHER_TITLE,
+                            [model_row(f, select_run(by_family[f], select), None, []) for f in others]))
+    return tables
+
+
+def method_rows(runs: list[Run], select: str) -> list[dict]:
+    """Encoder runs (those tagged with a `method`) grouped by what differs between them,
+    the chosen run of each group: full fine-tuning, LoRA, R-Drop and SCL on one
+    checkpoint compare here, whichever family row each run stands for. Runs on a
+    --limit slice form their own groups, so a slice never hides behind the full data."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in model_runs(runs):
+        if "method" not in run.tags:
+            continue
+        limit = None if run.full_data else run.params["limit"]
+        key = (run.tags.get("model", ""), limit, run.tags["method"], run.tags.get("quantize", "none"),
+               run.tags.get("regulariser", "none"))
+        groups.setdefault(key, []).append(run)
+    rows = []
+    # Checkpoint by checkpoint, full data first, then the larger slices.
+    for key in sorted(groups, key=lambda k: (k[0], k[1] is not None, -int(k[1] or 0), k[2:])):
+        model, limit, method, quantize, regulariser = key
+        run = select_run(groups[key], select)
+        row = dict.fromkeys(METHOD_COLUMNS)
+        row.update(model=model, method=method, quantize=quantize, regulariser=regulariser, limit=limit,
+                   tokens_per_review=run.params.get("tokens_per_review"), family=run.family,
+                   **run_results(run))
+        rows.append(row)
+    # vs_plain: test accuracy minus that of plain full fine-tuning (no PEFT, no
+    # regulariser) on the same checkpoint and the same data.
+    def is_plain(row):
+        return (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")
+
+    plain = {(row["model"], row["limit"]): row["test_acc"] for row in rows if is_plain(row)}
+    for row in rows:
+        baseline = plain.get((row["model"], row["limit"]))
+        if not is_plain(row) and not fmt.is_missing(baseline) and not fmt.is_missing(row["test_acc"]):
+            row["vs_plain"] = round(row["test_acc"] - baseline, 5)
+    return rows
+
+
+def study_rows(runs: list[Run], run_url) -> list[dict]:
+    """One row per study, from its parent run, which holds the study's totals.
+
+    Unlike model rows, an unfinished parent still counts: a resumed study reuses
+    its parent run, and an interrupted one has spent real device-hours. The
+    note says when the study did not end normally.
+    """
+    rows = []
+    for study, parents in study_parents(runs).items():
+        parent = latest(parents)
+        # A resumed study with a new best updates the best.* tags; params, once
+        # logged, cannot change, so they may hold an older best.
+        best = {k: v for source in (parent.params, parent.tags) for k, v in source.items()
+                if k.startswith("best.")}
+        best_params = sorted((k.removeprefix("best."), v) for k, v in best.items())
+        best_child = parent.tags.get("best_child_run_id")
+        row = dict.fromkeys(STUDY_COLUMNS)
+        row.update(study=study, family=parent.tags.get("family", ""),
+                   trials_finished=int_metric(parent, "n_trials_finished"),
+                   trials_pruned=int_metric(parent, "n_trials_pruned"),
+                   trials_failed=int_metric(parent, "n_trials_failed"),
+                   device_hours=parent.metrics.get("device_hours_spent"),
+                   best_value=parent.metrics.get("best_value"),
+                   best_params=", ".join(f"{k}={v}" for k, v in best_params),
+                   best_run_id=best_child or None,
+                   best_run_url=run_url(best_child) if best_child else None,
+                   note="" if parent.finished else f"study run {parent.status}")
+        rows.append(row)
+    return rows

@@ -1,0 +1,233 @@
+"""Every trainable model family, in one registry: FAMILIES.
+
+A family is a name that is at once the MLflow `family` tag of its runs, the
+`make train-<name>` target, the script `train/<name>.py` (dashes as
+underscores), a study's `--family` and a row of the results tables. Its entry
+binds the name to a recipe (how it trains), the defaults its script trains
+with, the table it is reported in, and a line for `make help`. Everything
+else derives from this file; it imports nothing heavy, so `--help` and
+`make help` answer at once.
+
+    python -m imdb_sentiment.families        # the families, one a line (make families)
+    python -m imdb_sentiment.families --recipe embedding     # their names (make train-classic)
+
+The tag a run logs is computed once, by `family_tag`, from the family and the
+config it ran with: `train/bert.py --method lora` logs `bert-lora`, the same
+name `make train-deberta-lora` style families carry, and `resolve("bert-lora")`
+turns that name back into the `bert` family with `--method lora`.
+"""
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Table key -> heading; also the order of the results tables.
+TABLES = {
+    "word_vectors": "Neural networks on word vectors",
+    "encoders": "Pretrained encoders",
+    "deberta_peft": "DeBERTa PEFT",
+    "unsloth_rdrop_scl": "Unsloth, R-Drop and SCL",
+}
+
+# PEFT methods an encoder family can be run with (EncoderConfig.method); a run
+# with one is tagged `<base>-<method>`.
+ENCODER_METHODS = ("lora", "ptuning", "prompt", "prefix")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a kind of family trains: its config dataclass and its recipe module
+    (`prepare` and `train`, see imdb_sentiment/runs.py), both imported only when needed."""
+    name: str
+    config: str   # "module:Class"
+    module: str   # the recipe module
+    # A study on a machine without a GPU is sized to minutes with these (flags still override).
+    cpu_study: dict = field(default_factory=dict)
+
+    def config_class(self):
+        module, name = self.config.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def load(self):
+        return importlib.import_module(self.module)
+
+
+RECIPES = {
+    "embedding": Recipe("embedding", "imdb_sentiment.config:EmbeddingConfig",
+                        "imdb_sentiment.recipes.word_vectors",
+                        {"limit": 2000, "epochs": 3, "budget_gpu_hours": 0.5, "n_trials": 8}),
+    "encoder": Recipe("encoder", "imdb_sentiment.config:EncoderConfig", "imdb_sentiment.recipes.encoder",
+                      {"limit": 400, "epochs": 1, "max_length": 128, "budget_gpu_hours": 0.5, "n_trials": 6}),
+    "tfidf": Recipe("tfidf", "imdb_sentiment.config:TfidfConfig", "imdb_sentiment.recipes.tfidf",
+                    {"budget_gpu_hours": 0.5, "n_trials": 8}),
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    recipe: str                 # a key of RECIPES
+    table: str                  # a key of TABLES, or "other"
+    summary: str                # one line for `make help`
+    defaults: dict = field(default_factory=dict)  # what train/<name>.py trains with
+    # Encoders: the architecture the run tag is built from (bert, deberta, ...).
+    architecture: str | None = None
+
+    @property
+    def script(self) -> str:
+        return f"train/{self.name.replace('-', '_')}.py"
+
+    @property
+    def target(self) -> str:
+        return f"train-{self.name}"
+
+    @property
+    def checkpoint(self) -> str:
+        """What the family's script loads by default ("" for word-vector families)."""
+        return self.defaults.get("model", "") if self.recipe == "encoder" else ""
+
+    def recipe_of(self) -> Recipe:
+        return RECIPES[self.recipe]
+
+
+def _embedding(name, summary, **defaults):
+    return Family(name, "embedding", "word_vectors", summary, {"model": name, "epochs": 3, **defaults})
+
+
+def _encoder(name, table, summary, architecture, **defaults):
+    return Family(name, "encoder", table, summary, defaults, architecture)
+
+
+_PEFT_BASE = {"model": "microsoft/deberta-v3-base"}
+
+FAMILIES = {family.name: family for family in [
+    _embedding("lstm", "BiLSTM on word2vec vectors, masked max+mean pooling"),
+    _embedding("gru", "BiGRU on word2vec vectors, masked max+mean pooling"),
+    _embedding("cnn", "Kim-style CNN (widths 3,4,5), masked max-over-time", dropout=0.5),
+    _embedding("cnn-lstm", "convolution along time, then a BiLSTM over time",
+               num_filters=128, filter_sizes="3", pool_size=2),
+    _embedding("attention-lstm", "BiLSTM with masked additive attention over time"),
+    _embedding("capsule-lstm", "BiLSTM into capsules with dynamic routing"),
+    _embedding("transformer", "word-level Transformer encoder, padding mask, masked mean pooling",
+               num_layers=2, hidden_size=128, num_heads=4, feedforward_dim=256, lr=5e-4, warmup_ratio=0.1,
+               weight_decay=0.01, dropout=0.1, embedding_dropout=0.1),
+    # --epochs is the solver's pass limit: the full data converges after 155 passes
+    # (100 stopped it short); --max-length the tokens kept per review.
+    Family("tfidf", "tfidf", "word_vectors", "TF-IDF 1-3-grams, naive-Bayes weights, logistic regression",
+           {"epochs": 300, "max_length": 2500}),
+    _encoder("bert", "encoders", "BERT full fine-tuning (bert-base-uncased; --model any encoder)", "bert",
+             model="bert-base-uncased"),
+    _encoder("distilbert", "encoders", "DistilBERT full fine-tuning (distilbert-base-uncased)", "distilbert",
+             model="distilbert-base-uncased", batch_size=32, lr=5e-5),
+    _encoder("roberta", "encoders", "RoBERTa full fine-tuning (roberta-base)", "roberta", model="roberta-base"),
+    _encoder("deberta", "encoders", "DeBERTa-v3 full fine-tuning (microsoft/deberta-v3-base)", "deberta",
+             **_PEFT_BASE),
+    _encoder("modernbert", "encoders", "ModernBERT full fine-tuning (answerdotai/ModernBERT-base)",
+             "modernbert", model="answerdotai/ModernBERT-base", lr=5e-5),
+    _encoder("deberta-lora", "deberta_peft", "DeBERTa + LoRA (--quantize 8bit|4bit via bitsandbytes)",
+             "deberta", **_PEFT_BASE, method="lora"),
+    _encoder("deberta-ptuning", "deberta_peft", "DeBERTa + P-tuning (virtual tokens from a prompt encoder)",
+             "deberta", **_PEFT_BASE, method="ptuning"),
+    _encoder("deberta-prompt", "deberta_peft", "DeBERTa + prompt tuning (classifier head trainable)",
+             "deberta", **_PEFT_BASE, method="prompt"),
+    _encoder("deberta-prefix", "deberta_peft",
+             "prefix tuning: a one-line error on DeBERTa (use --model a BERT or RoBERTa)",
+             "deberta", **_PEFT_BASE, method="prefix"),
+    _encoder("unsloth-deberta", "unsloth_rdrop_scl", "unsloth LoRA on deberta-v2-xxlarge (CUDA GPU; make setup-gpu)",
+             "deberta", model="microsoft/deberta-v2-xxlarge", method="lora", backend="unsloth", lora_r=16,
+             lora_alpha=32, batch_size=32, gradient_checkpointing=True),
+    _encoder("unsloth-modernbert", "unsloth_rdrop_scl",
+             "unsloth LoRA on ModernBERT-large (CUDA GPU; make setup-gpu)", "modernbert",
+             model="answerdotai/ModernBERT-large", method="lora", backend="unsloth", lora_r=16, lora_alpha=32,
+             batch_size=32, gradient_checkpointing=True),
+    _encoder("rdrop", "unsloth_rdrop_scl", "R-Drop fine-tuning of BERT (--rdrop-alpha)", "bert",
+             model="bert-base-uncased", regulariser="rdrop"),
+    _encoder("scl", "unsloth_rdrop_scl", "CE + supervised contrastive loss, BERT (--scl-lambda, --scl-temperature)",
+             "bert", model="bert-base-uncased", regulariser="scl"),
+    _encoder("rdrop-lora", "unsloth_rdrop_scl", "R-Drop with LoRA on BERT", "bert", model="bert-base-uncased",
+             regulariser="rdrop", method="lora"),
+    _encoder("scl-lora", "unsloth_rdrop_scl", "SCL with LoRA on BERT", "bert", model="bert-base-uncased",
+             regulariser="scl", method="lora"),
+]}
+
+
+def family_tag(family: Family, config) -> str:
+    """The `family` tag of a run of `family` with `config`: the row it stands for.
+
+    Word-vector networks are named by their architecture (--model); encoders by
+    what was trained: unsloth-<architecture>, else the regulariser (rdrop, scl)
+    or the architecture, then -<method> for a PEFT method. So a LoRA run never
+    competes with full fine-tuning for one row, whichever script started it.
+    """
+    if family.recipe == "embedding":
+        return config.model
+    if family.recipe != "encoder":
+        return family.name
+    if config.backend == "unsloth":
+        return f"unsloth-{family.architecture}"
+    base = config.regulariser if config.regulariser != "none" else family.architecture
+    return base if config.method == "none" else f"{base}-{config.method}"
+
+
+def model_label(name: str) -> str:
+    """What runs and tables call a checkpoint: a hub name (`microsoft/deberta-v3-base`)
+    whole; a local folder by its meaningful name, never one machine's path (a
+    packaged checkpoint often sits in a folder named just "model")."""
+    path = Path(name).expanduser()
+    if not name.startswith(("/", "~", ".")) and not path.exists():
+        return name
+    if path.exists():
+        path = path.resolve()
+    parent, own = path.parent.name, path.name
+    return parent if own in ("model", "checkpoint", "") and parent else own
+
+
+def resolve(name: str) -> tuple[Family, dict]:
+    """(family, config overrides) a family tag stands for: `bert-lora` is the bert family
+    with method lora. An unknown name is an error listing the known ones."""
+    from .errors import UserError
+
+    if name in FAMILIES:
+        return FAMILIES[name], {}
+    base, _, method = name.rpartition("-")
+    family = FAMILIES.get(base)
+    if family and family.recipe == "encoder" and method in ENCODER_METHODS and "method" not in family.defaults:
+        return family, {"method": method}
+    raise UserError(f"--family {name}: unknown family; known: {', '.join(FAMILIES)} "
+                    f"(and <encoder>-<method> for a method of {', '.join(ENCODER_METHODS)}, e.g. bert-lora)")
+
+
+def parse(name: str, argv=None, description: str | None = None, defaults: dict | None = None):
+    """The config of family `name` from a command line (its script's flags and defaults)."""
+    from .config import parse_config
+
+    family = FAMILIES[name]
+    return parse_config(family.recipe_of().config_class(), argv, prog=family.script, description=description,
+                        defaults={**family.defaults, **(defaults or {})})
+
+
+def train(name: str, argv=None, description: str | None = None):
+    """What `python train/<name>.py [flags]` does: parse, then one tracked run."""
+    config = parse(name, argv, description)
+    from .runs import run_family  # torch, data and MLflow load only once a run starts
+
+    return run_family(FAMILIES[name], config)
+
+
+def main(name: str, description: str | None = None) -> None:
+    """A train/ script's whole body: train(name) with user errors as one line."""
+    from .errors import run_main
+
+    run_main(lambda argv: train(name, argv, description))
+
+
+if __name__ == "__main__":
+    # `make families` lists them; `--recipe embedding` gives the names alone (make train-classic).
+    if len(sys.argv) == 3 and sys.argv[1] == "--recipe" and sys.argv[2] in RECIPES:
+        print(" ".join(name for name, family in FAMILIES.items() if family.recipe == sys.argv[2]))
+    elif len(sys.argv) == 1:
+        for family in FAMILIES.values():
+            print(f"  {family.target:<26} {family.summary}")
+    else:
+        sys.exit(f"usage: python -m imdb_sentiment.families [--recipe {'|'.join(RECIPES)}]")

@@ -1,0 +1,1 @@
+"""The recipes: what is special about each kind of family (see imdb_sentiment/runs.py)."""

@@ -1,0 +1,84 @@
+"""The pretrained-encoder recipe: full fine-tuning, PEFT, R-Drop, SCL, unsloth.
+
+What is special about it: the checkpoint's config.json is read and the method
+checked before any weights load; reviews are tokenised with head+tail
+truncation and batched by length with dynamic padding; the checkpoint loads
+(optionally 8/4-bit) and is wrapped with the PEFT method; the regulariser
+changes the training loss only; the model (or adapter) is logged with its
+tokenizer for reloading. The run itself is imdb_sentiment/runs.py's.
+"""
+
+import os
+from pathlib import Path
+
+from .. import data, device as devices, tracking
+from ..batching import TokenIds, make_loader
+from ..config import EncoderConfig
+from ..encoders.architectures import check_method, lora_targets, model_config, require_cuda_for_unsloth, \
+    token_budget
+from ..encoders.loading import TrainedWeights, load_transformers_model, load_unsloth_model, use_threads
+from ..encoders.saving import save_model
+from ..encoders.tokens import forward, make_collate, tokenize
+from ..families import model_label
+from ..losses import COMPUTE_LOSSES
+from ..runs import Prepared, Trained
+from ..training import FitSettings, count_parameters, fit_logged, predict
+
+
+def prepare(config: EncoderConfig) -> Prepared:
+    require_cuda_for_unsloth(config)
+    if config.backend == "unsloth":
+        import unsloth  # noqa: F401  (unsloth patches transformers: it must come first)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    base_config = model_config(config.model)
+    model_type = base_config.model_type
+    check_method(config, model_type)
+    use_threads(config.cpu_threads)
+    budget = token_budget(config, base_config)
+    params = {"model_type": model_type, "tokens_per_review": budget}
+    if config.method == "lora":
+        params["lora_targets_resolved"] = ",".join(lora_targets(config, model_type))
+    return Prepared(devices.detect_device(config.device), model=model_label(config.model),
+                    tags={"model_type": model_type, "method": config.method, "regulariser": config.regulariser,
+                          "quantize": config.quantize, "backend": config.backend},
+                    params=params,
+                    summary=f"; {config.model} ({model_type}), method {config.method}, "
+                            f"regulariser {config.regulariser}",
+                    context={"model_type": model_type, "tokens": budget})
+
+
+def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
+    model_type, device = prepared.context["model_type"], prepared.device
+    devices.set_seed(config.seed)  # the same head initialisation whatever ran before
+    if config.backend == "unsloth":
+        model, tokenizer = load_unsloth_model(config, model_type)
+    else:
+        model, tokenizer = load_transformers_model(config, model_type, device)
+    trainable, total = count_parameters(model)
+    tracking.log_params({"trainable_params": trainable, "total_params": total})
+    print(f"parameters: {trainable:,} trainable of {total:,}", flush=True)
+    datasets = {name: TokenIds(tokenize(tokenizer, getattr(splits, name)["review"], prepared.context["tokens"],
+                                        config.truncation), getattr(splits, name)["label"].to_numpy())
+                for name in ("train", "val", "test")}
+
+    def loader(name, shuffle, batch_size):
+        return make_loader(datasets[name], batch_size, shuffle, config.seed, make_collate(tokenizer))
+
+    # TrainedWeights: the best-epoch snapshot holds only what trains (a PEFT adapter, not the base).
+    result = fit_logged(TrainedWeights(model), loader("train", True, config.batch_size),
+                        loader("val", False, config.eval_batch_size), FitSettings.from_config(config), device,
+                        forward, compute_loss=COMPUTE_LOSSES[config.regulariser](forward, config),
+                        on_epoch=on_epoch)
+
+    def predict_split(name):
+        return predict(model, loader(name, False, config.eval_batch_size), forward, device,
+                       config.mixed_precision)[0]
+
+    def log_model():
+        if config.save_model:
+            with tracking.scratch_dir() as scratch:
+                folder = Path(scratch) / "model"
+                save_model(model, tokenizer, config, model_type, folder)
+                tracking.log_directory(folder, "model")
+
+    return Trained(result, trainable, predict_split, log_model)

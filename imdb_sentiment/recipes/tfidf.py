@@ -1,0 +1,53 @@
+"""The TF-IDF recipe: word 1-3-grams hashed, naive-Bayes feature weights,
+logistic regression (NB-LR), the strong linear baseline trained in about a minute.
+
+What is special about it: no network and no epochs (--epochs is the solver's
+pass limit); features are hashed on every core; the sklearn pipeline, which
+takes raw text, is the logged model. The run itself is imdb_sentiment/runs.py's.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from .. import data, linear, tracking
+from ..config import TfidfConfig
+from ..metrics import accuracy
+from ..runs import Prepared, Trained
+from ..training import FitResult
+
+SPLITS = ("train", "val", "test")
+
+
+def prepare(config: TfidfConfig) -> Prepared:
+    import torch
+
+    return Prepared(torch.device("cpu"), model="nb-logreg")
+
+
+def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
+    started = time.perf_counter()
+    pipeline = linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
+                                     config.C, config.epochs, config.seed)
+    hasher, rest = pipeline.steps[0][1], pipeline[1:]
+    features = {name: linear.hash_in_parallel(hasher, getattr(splits, name)["review"], os.cpu_count() or 1)
+                for name in SPLITS}
+    rest.fit(features["train"], splits.train["label"].to_numpy())
+    probs = {name: rest.predict_proba(features[name])[:, 1] for name in SPLITS}
+    metrics = {"train_acc": accuracy(splits.train["label"], probs["train"]),
+               "val_acc": accuracy(splits.val["label"], probs["val"]),
+               "epoch_seconds": time.perf_counter() - started}
+    tracking.log_epoch(1, metrics)
+    if on_epoch:
+        on_epoch(1, metrics)
+    history = [{"train_loss": float("nan"), "val_loss": float("nan"), **metrics}]
+    classifier = pipeline.named_steps["classifier"]
+    tracking.log_params({"solver_passes": int(np.max(classifier.n_iter_))})
+
+    def log_model():
+        tracking.log_sklearn_model(pipeline, trusted_types=linear.OWN_TYPES)
+
+    result = FitResult(best_epoch=1, best_val_acc=metrics["val_acc"], history=history,
+                       train_seconds=time.perf_counter() - started)
+    return Trained(result, int(classifier.coef_.size + classifier.intercept_.size), probs.__getitem__, log_model)
