@@ -2,7 +2,9 @@
 
 Kaggle's files are tab-separated with a header line; ids and reviews are
 wrapped in double quotes, quotes inside a review escaped as \\". They may be
-plain, zipped one file to a zip, or inside the competition's outer zip.
+plain, zipped one file to a zip, or inside the competition's outer zip,
+and may start with a UTF-8 byte-order mark and end lines with CRLF, as
+Windows editors save them.
 The Stanford layout is aclImdb/{train,test}/{pos,neg,unsup}/<n>_<rating>.txt,
 as a directory or the aclImdb_v1.tar.gz archive.
 
@@ -11,6 +13,7 @@ UserError naming the file and line: a clear message beats a model silently
 trained on a broken file.
 """
 
+import codecs
 import hashlib
 import io
 import re
@@ -70,7 +73,13 @@ class ReadResult:
 def parse_kaggle_tsv(raw: bytes, kind: str, name: str) -> ReadResult:
     """Parse the bytes of one Kaggle TSV of the given kind ('labeled', 'test', 'unlabeled')."""
     _, expected = KAGGLE_FILES[kind]
-    lines = raw.split(b"\n")
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UserError(f"{name}:1: file is UTF-16 (it starts with a UTF-16 byte-order mark); "
+                        "save it as UTF-8")
+    # Editors on Windows save "UTF-8 with BOM" and CRLF line ends: the BOM goes
+    # here, each line's trailing \r below. The sha256 stays that of the file's bytes.
+    text = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+    lines = text.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     if not lines:

@@ -1,12 +1,13 @@
 """Word vectors for the embedding families: word2vec trained here, a file, or random.
 
 word2vec is trained with gensim on the training split plus the unlabelled
-reviews (the competition's own recipe) and cached on disk. A single worker
-and a hash function that does not depend on PYTHONHASHSEED make it the same
-vectors on every run with the same seed.
+reviews (the competition's own recipe), printing a line per epoch, and cached
+on disk. A single worker and a hash function that does not depend on
+PYTHONHASHSEED make it the same vectors on every run with the same seed.
 """
 
 import json
+import time
 import zlib
 from pathlib import Path
 
@@ -22,14 +23,41 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
+def _progress_callback():
+    """A gensim callback printing a line when the vocabulary is built and after each epoch.
+
+    The full data takes minutes with one worker; without these lines the
+    screen stays blank. Callbacks only observe: the vectors are unchanged.
+    """
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Word2VecProgress(CallbackAny2Vec):
+        def __init__(self):
+            self.started = time.perf_counter()
+            self.epoch = 0
+
+        def elapsed(self) -> str:
+            return f"{time.perf_counter() - self.started:.1f}s elapsed"
+
+        def on_train_begin(self, model):
+            print(f"word2vec: {len(model.wv.index_to_key)} words in the vocabulary, "
+                  f"{model.epochs} epochs to train ({self.elapsed()})", flush=True)
+
+        def on_epoch_end(self, model):
+            self.epoch += 1
+            print(f"word2vec: epoch {self.epoch}/{model.epochs} done ({self.elapsed()})", flush=True)
+
+    return Word2VecProgress()
+
+
 def train_word2vec(token_lists, dim: int, seed: int, epochs: int = 5, window: int = 5,
                    min_count: int = 2, workers: int = 1):
-    """A gensim KeyedVectors trained on token lists."""
+    """A gensim KeyedVectors trained on token lists, printing its progress."""
     from gensim.models import Word2Vec
 
     model = Word2Vec(sentences=token_lists, vector_size=dim, window=window, min_count=min_count,
                      workers=workers, epochs=epochs, seed=seed, hashfxn=stable_hash, sg=0,
-                     negative=5, sample=1e-4)
+                     negative=5, sample=1e-4, callbacks=[_progress_callback()])
     return model.wv
 
 

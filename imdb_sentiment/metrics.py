@@ -1,10 +1,11 @@
-"""Accuracy, AUC and the Kaggle submission file."""
+"""Accuracy, AUC, F1, MCC, log loss, Brier score, the best threshold, and the Kaggle submission file."""
 
 import csv
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import brier_score_loss, f1_score, matthews_corrcoef, roc_auc_score
+from sklearn.metrics import log_loss as sklearn_log_loss
 
 
 def accuracy(labels, probs, threshold: float = 0.5) -> float:
@@ -16,6 +17,48 @@ def auc(labels, probs) -> float:
     if len(np.unique(labels)) < 2:
         return float("nan")
     return float(roc_auc_score(labels, probs))
+
+
+def f1(labels, probs, threshold: float = 0.5) -> float:
+    """F1 of the positive class; 0 when nothing is predicted or labelled positive."""
+    return float(f1_score(np.asarray(labels), np.asarray(probs) >= threshold, zero_division=0.0))
+
+
+def mcc(labels, probs, threshold: float = 0.5) -> float:
+    """Matthews correlation of the labels and the predictions (0 when either is constant)."""
+    return float(matthews_corrcoef(np.asarray(labels), np.asarray(probs) >= threshold))
+
+
+def log_loss(labels, probs) -> float:
+    """Mean negative log-likelihood of the labels (probabilities clipped away from 0 and 1)."""
+    return float(sklearn_log_loss(np.asarray(labels), np.asarray(probs, dtype=np.float64), labels=[0, 1]))
+
+
+def brier(labels, probs) -> float:
+    """Mean squared gap between P(positive) and the label."""
+    return float(brier_score_loss(np.asarray(labels), np.asarray(probs), pos_label=1))
+
+
+def best_threshold(labels, probs) -> float:
+    """The threshold (positive: prob >= threshold) that maximises accuracy, ties to the one nearest 0.5.
+
+    Accuracy only changes where the threshold crosses a probability, so the
+    candidates are 0.5 and the midpoints between consecutive distinct
+    probabilities (0 and 1 included as ends): a midpoint keeps a margin on both
+    sides, where a threshold equal to a validation probability would not.
+    """
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
+    edges = np.unique(np.concatenate([[0.0], probs, [1.0]]))
+    candidates = np.concatenate([[0.5], (edges[:-1] + edges[1:]) / 2])
+    order = np.argsort(probs, kind="stable")
+    sorted_probs, sorted_labels = probs[order], labels[order]
+    # Reviews below a threshold are predicted negative: correct where labelled 0.
+    below = np.searchsorted(sorted_probs, candidates, side="left")
+    negatives_below = np.concatenate([[0], np.cumsum(sorted_labels == 0)])[below]
+    positives_above = int(np.sum(labels == 1)) - np.concatenate([[0], np.cumsum(sorted_labels == 1)])[below]
+    correct = negatives_below + positives_above
+    best = np.flatnonzero(correct == correct.max())
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
 def write_submission(path: Path, ids, probs) -> None:

@@ -26,7 +26,12 @@ _PACKAGES = ("torch", "transformers", "peft", "optuna", "mlflow", "gensim", "sci
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that runs end KILLED, not FINISHED."""
+    """SIGTERM, raised in the main thread so that runs end KILLED, not FINISHED.
+
+    `signum` tells run_main which exit status (128 + signum) and name to report.
+    """
+
+    signum = signal.SIGTERM
 
 
 def _raise_terminated(signum, frame):
@@ -107,8 +112,11 @@ def start_run(run_name: str | None, tags: dict, params: dict | None = None,
         if params:
             log_params(params)
         yield run
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         mlflow.end_run(status="KILLED")
+        # Innermost first; run_main names them in its one line on stderr.
+        interrupt.killed_runs = [*getattr(interrupt, "killed_runs", []),
+                                 (run.info.run_id, run.info.run_name)]
         raise
     except BaseException:
         mlflow.end_run(status="FAILED")

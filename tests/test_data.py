@@ -78,6 +78,46 @@ def test_bytes_not_utf8(tmp_path):
         data.read_kaggle_file(path, "test")
 
 
+def as_windows_file(raw: bytes) -> bytes:
+    """The same file as Notepad's "UTF-8 with BOM" saves it: a byte-order mark, CRLF line ends."""
+    return b"\xef\xbb\xbf" + raw.replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize("kind", ["labeled", "test", "unlabeled"])
+@pytest.mark.parametrize("zipped", [False, True], ids=["plain", "zip"])
+def test_reads_bom_and_crlf_files(tiny_data_dir, tmp_path, kind, zipped):
+    filename, _ = data.KAGGLE_FILES[kind]
+    expected = data.load_kaggle(tiny_data_dir, kind).rows
+    windows = tmp_path / "windows"
+    windows.mkdir()
+    raw = as_windows_file((tiny_data_dir / filename).read_bytes())
+    if zipped:
+        with zipfile.ZipFile(windows / (filename + ".zip"), "w") as archive:
+            archive.writestr(filename, raw)
+    else:
+        (windows / filename).write_bytes(raw)
+    rows = data.load_kaggle(windows, kind).rows
+    assert len(rows) == 60
+    assert rows.equals(expected)  # no \ufeff in the first id, no \r at the end of any review
+
+
+def test_bom_and_crlf_file_with_a_bad_line_still_names_it(tmp_path):
+    path = tmp_path / "labeledTrainData.tsv"
+    path.write_bytes(as_windows_file(b'id\tsentiment\treview\n"1_10"\t1\t"a"\n"2_10"\t1\n'))
+    with pytest.raises(UserError) as caught:
+        data.read_kaggle_file(path, "labeled")
+    message = str(caught.value)
+    assert f"{path}:3: missing column" in message
+    assert "\r" not in message and "\n" not in message
+
+
+def test_utf16_file_says_save_as_utf8(tmp_path):
+    path = tmp_path / "testData.tsv"
+    path.write_bytes('id\treview\n"1_10"\t"a"\n'.encode("utf-16"))
+    with pytest.raises(UserError, match=r"testData.tsv:1: file is UTF-16.*save it as UTF-8"):
+        data.read_kaggle_file(path, "test")
+
+
 def test_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(UserError, match=r"labeledTrainData.tsv: file not found .*make data"):
         data.load_splits(tmp_path)

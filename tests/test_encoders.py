@@ -28,19 +28,25 @@ def make_vocab(folder: Path, reviews, size: int = 600) -> Path:
     return path
 
 
+# Every linear layer's input and output width a multiple of 64: on a CPU with
+# avx512_bf16, bitsandbytes repacks 4-bit weights at evaluation in blocks of 64
+# input features, and a narrower layer fails there ("shape '[32, 0]' is invalid").
+HIDDEN, INTERMEDIATE = 64, 128
+
+
 def tiny_configs(vocab_size: int) -> dict:
     from transformers import (BertConfig, DebertaV2Config, DistilBertConfig, ModernBertConfig,
                               RobertaConfig)
-    small = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=64, pad_token_id=0)
+    small = dict(vocab_size=vocab_size, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=INTERMEDIATE, pad_token_id=0)
     return {
         "bert": BertConfig(max_position_embeddings=512, **small),
         "roberta": RobertaConfig(max_position_embeddings=514, bos_token_id=2, eos_token_id=3, **small),
         "deberta": DebertaV2Config(max_position_embeddings=512, relative_attention=True,
                                    pos_att_type=["p2c", "c2p"], position_biased_input=False,
-                                   pooler_hidden_size=32, **small),
-        "distilbert": DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                                       max_position_embeddings=512, pad_token_id=0),
+                                   pooler_hidden_size=HIDDEN, **small),
+        "distilbert": DistilBertConfig(vocab_size=vocab_size, dim=HIDDEN, n_layers=2, n_heads=2,
+                                       hidden_dim=INTERMEDIATE, max_position_embeddings=512, pad_token_id=0),
         "modernbert": ModernBertConfig(max_position_embeddings=512, cls_token_id=2, sep_token_id=3,
                                        bos_token_id=2, eos_token_id=3, global_attn_every_n_layers=1,
                                        local_attention=64, **small),

@@ -1,0 +1,335 @@
+"""Every family's model as one mlflow.pyfunc model: raw reviews in, P(positive) and a label out.
+
+    with tracking.start_run(...):
+        ...train...
+        serving.log_embedding_model(model, config, vocab, threshold)
+    pyfunc = serving.load(f"runs:/{run_id}/model")
+    serving.predict_probabilities(pyfunc, ["A wonderful film."])   # -> np.ndarray
+
+Nothing is pickled. The model is "models from code": pyfunc_model.py is
+logged as the model, this package travels with it (code_paths), so it loads
+in a fresh process without this repo. Its state is safetensors and JSON,
+and settings.json names the kind and what rebuilding it needs:
+- embedding: the network's state dict, vocab.json, the EmbeddingConfig;
+- encoder: a save_pretrained folder (weights, or a PEFT adapter over the
+  base checkpoint named in the settings) with its tokenizer;
+- tfidf: the pipeline's parameters as JSON, its fitted arrays as safetensors.
+"""
+
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PYFUNC_MODEL_FILE = PACKAGE_DIR / "pyfunc_model.py"
+MODEL_NAME = "model"
+INPUT_EXAMPLE = ["A wonderful film: the cast is superb and I loved every minute.",
+                 "Dull and badly acted; I want my two hours back."]
+
+def embedding_config_type():
+    """EmbeddingConfig, wherever the package keeps it (it is moving from pipeline to config)."""
+    try:
+        from .config import EmbeddingConfig
+    except ImportError:
+        from .pipeline import EmbeddingConfig
+    return EmbeddingConfig
+
+
+# --- logging ----------------------------------------------------------------------
+
+def log_embedding_model(model, config, vocab, threshold: float = 0.5):
+    """Log an embedding-family network (built by models.build_model from config) to the active run."""
+    from safetensors.torch import save_model
+
+    settings = {"vocab_size": len(vocab), "config": dataclasses.asdict(config)}
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        save_model(model, str(scratch / "model.safetensors"))  # copies GPU tensors to the CPU itself
+        (scratch / "vocab.json").write_text(vocab.to_json())
+        return _log("embedding", settings, threshold, scratch,
+                    {"weights": "model.safetensors", "vocab": "vocab.json"})
+
+
+def log_encoder_model(model, tokenizer, settings: dict, threshold: float = 0.5):
+    """Log a transformers classifier, or a PEFT model over one, with its tokenizer.
+
+    settings: max_length (tokens per review, special tokens included: the budget
+    the run tokenised with) and truncation ("head" or "head_tail"); for a PEFT
+    model, base_model (the checkpoint the adapter goes on: a Hugging Face name
+    or a folder the server can read; default: the one the adapter records).
+    Optional: batch_size; any other entries are kept in settings.json.
+    """
+    settings = dict(settings)
+    missing = [key for key in ("max_length", "truncation") if key not in settings]
+    if missing:
+        raise ValueError(f"log_encoder_model: settings lack {', '.join(missing)}")
+    is_peft = hasattr(model, "peft_config")
+    if is_peft:
+        settings.setdefault("base_model", model.peft_config[model.active_adapter].base_model_name_or_path)
+        if not settings["base_model"]:
+            raise ValueError("log_encoder_model: a PEFT model needs settings['base_model'], the checkpoint "
+                             "its adapter goes on")
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        model.save_pretrained(scratch / "encoder")
+        tokenizer.save_pretrained(scratch / "encoder")
+        pickled = [p.name for p in (scratch / "encoder").iterdir() if p.suffix in (".bin", ".pt", ".pkl", ".pth")]
+        if pickled:
+            raise ValueError(f"log_encoder_model: save_pretrained wrote pickled weights ({', '.join(pickled)}); "
+                             "only safetensors are logged")
+        return _log("encoder", settings, threshold, scratch, {"encoder": "encoder"},
+                    extra_requirements=["peft"] if is_peft else [])
+
+
+# The pipeline linear.build_pipeline makes: (step name, class) in order.
+TFIDF_STEPS = [("ngrams", "HashingVectorizer"), ("tfidf", "TfidfTransformer"),
+               ("naive_bayes", "NaiveBayesScaler"), ("classifier", "LogisticRegression")]
+
+
+def log_tfidf_model(pipeline, settings: dict | None = None, threshold: float = 0.5):
+    """Log a fitted linear.build_pipeline pipeline as parameters (JSON) and arrays (safetensors).
+
+    settings: extra entries kept in settings.json (the pipeline describes itself).
+    """
+    from safetensors.numpy import save_file
+
+    steps = [(name, type(step).__name__) for name, step in pipeline.steps]
+    if steps != TFIDF_STEPS:
+        raise ValueError(f"log_tfidf_model: expected the steps of linear.build_pipeline {TFIDF_STEPS}, "
+                         f"got {steps}")
+    ngrams, tfidf, naive_bayes, classifier = (step for _, step in pipeline.steps)
+    hashing = {k: v for k, v in ngrams.get_params().items() if k not in ("analyzer", "dtype")}
+    state = {"ngrams": {**hashing, "dtype": np.dtype(ngrams.dtype).name,
+                        "analyzer": {"max_n": ngrams.analyzer.max_n, "max_tokens": ngrams.analyzer.max_tokens}},
+             "tfidf": tfidf.get_params(), "naive_bayes": naive_bayes.get_params(),
+             "classifier": classifier.get_params()}
+    arrays = {"idf": tfidf.idf_, "ratio": naive_bayes.ratio_, "coef": classifier.coef_,
+              "intercept": classifier.intercept_, "classes": classifier.classes_}
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(scratch / "tfidf.safetensors"))
+        return _log("tfidf", {**(settings or {}), "pipeline": state}, threshold, scratch,
+                    {"arrays": "tfidf.safetensors"})
+
+
+def pip_requirements(kind: str, extra: list[str] = ()) -> list[str]:
+    """The pinned lines of requirements.txt that a kind's model needs, mlflow first."""
+    pins = {}
+    for line in (paths.REPO_ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            pins[line.split("==")[0].strip().lower()] = line
+    wanted = ["mlflow", *KINDS[kind].requirements, *extra]
+    unpinned = [name for name in wanted if name not in pins]
+    if unpinned:
+        raise ValueError(f"requirements.txt pins no version of {', '.join(unpinned)}")
+    return [pins[name] for name in wanted]
+
+
+def _log(kind: str, settings: dict, threshold: float, folder: Path, artifacts: dict,
+         extra_requirements: list[str] = ()):
+    """Write settings.json into folder and log the pyfunc with folder's artifacts to the active run."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    if mlflow.active_run() is None:
+        raise ValueError(f"log_{kind}_model: no active MLflow run to log to (use tracking.start_run)")
+    (folder / "settings.json").write_text(json.dumps({"kind": kind, "threshold": float(threshold), **settings},
+                                                     indent=2, default=str))
+    signature = ModelSignature(inputs=Schema([ColSpec("string", "review")]),
+                               outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]))
+    return mlflow.pyfunc.log_model(
+        name=MODEL_NAME, python_model=str(PYFUNC_MODEL_FILE),
+        artifacts={"settings": str(folder / "settings.json"),
+                   **{name: str(folder / relative) for name, relative in artifacts.items()}},
+        code_paths=[str(PACKAGE_DIR)], signature=signature,
+        input_example=pd.DataFrame({"review": INPUT_EXAMPLE}),
+        pip_requirements=pip_requirements(kind, list(extra_requirements)))
+
+
+# --- loading (pyfunc_model.py's load_context calls load_predictor) ------------------------
+
+@dataclass
+class Predictor:
+    """reviews -> P(positive); a review is positive when its probability >= threshold."""
+    probabilities: Callable[[list[str]], np.ndarray]
+    threshold: float
+    settings: dict
+
+
+def load_predictor(artifacts: dict) -> Predictor:
+    """The predictor settings.json describes, rebuilt from the artifacts (name -> local path)."""
+    settings = json.loads(Path(artifacts["settings"]).read_text())
+    kind = settings.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"settings.json: kind {kind!r} unknown; known kinds: {', '.join(sorted(KINDS))}")
+    return Predictor(KINDS[kind].load(artifacts, settings), float(settings.get("threshold", 0.5)), settings)
+
+
+def _device():
+    from .device import detect_device
+    return detect_device("auto")
+
+
+def _load_embedding(artifacts: dict, settings: dict):
+    from safetensors.torch import load_model
+
+    from . import models, text
+    from .pipeline import make_loader
+    from .training import predict
+
+    # The vectors are in the weights: the config's source of them (maybe a local file) is not needed.
+    config_type = embedding_config_type()
+    known = {field.name for field in dataclasses.fields(config_type)}
+    stored = {k: v for k, v in settings["config"].items() if k in known}
+    config = config_type(**{**stored, "data_dir": ".", "embeddings": "random"})
+    embedding = models.make_embedding(None, settings["vocab_size"], config.embedding_dim, freeze=True)
+    model = models.build_model(config.model, config, embedding)
+    load_model(model, artifacts["weights"])
+    device = _device()
+    model.to(device).eval()
+    vocab = text.Vocab.from_json(Path(artifacts["vocab"]).read_text())
+
+    def probabilities(reviews):
+        sequences = [vocab.encode(tokens) for tokens in text.reviews_to_tokens(reviews)]
+        loader = make_loader(sequences, np.full(len(sequences), -1), config.max_length, config.truncation,
+                             config.eval_batch_size, False, 0)
+        return predict(model, loader, models.forward_batch, device)[0]
+
+    return probabilities
+
+
+def _load_encoder(artifacts: dict, settings: dict):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .encoders import predict_reviews
+
+    folder = Path(artifacts["encoder"])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if (folder / "adapter_config.json").exists():
+        from peft import PeftModel
+        base = AutoModelForSequenceClassification.from_pretrained(settings["base_model"], num_labels=2)
+        if base.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+            base.config.pad_token_id = tokenizer.pad_token_id  # as training set it
+        model = PeftModel.from_pretrained(base, folder)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    device = _device()
+    model.to(device).eval()
+    max_length, truncation = int(settings["max_length"]), settings["truncation"]
+    batch_size = int(settings.get("batch_size", 64))
+
+    def probabilities(reviews):
+        return predict_reviews(model, tokenizer, reviews, max_length, truncation, batch_size, device=device)
+    return probabilities
+
+
+def _load_tfidf(artifacts: dict, settings: dict):
+    from safetensors.numpy import load_file
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from .linear import NaiveBayesScaler, NgramAnalyzer
+
+    state, arrays = settings["pipeline"], load_file(artifacts["arrays"])
+    hashing = dict(state["ngrams"])
+    analyzer, dtype = NgramAnalyzer(**hashing.pop("analyzer")), np.dtype(hashing.pop("dtype")).type
+    hashing["ngram_range"] = tuple(hashing["ngram_range"])  # JSON made the tuple a list
+    ngrams = HashingVectorizer(analyzer=analyzer, dtype=dtype, **hashing)
+    tfidf = TfidfTransformer(**state["tfidf"])
+    tfidf.idf_, tfidf.n_features_in_ = arrays["idf"], len(arrays["idf"])
+    naive_bayes = NaiveBayesScaler(**state["naive_bayes"])
+    naive_bayes.ratio_ = arrays["ratio"]
+    classifier = LogisticRegression(**state["classifier"])
+    classifier.coef_, classifier.intercept_, classifier.classes_ = arrays["coef"], arrays["intercept"], \
+        arrays["classes"]
+    classifier.n_features_in_ = arrays["coef"].shape[1]
+    pipeline = Pipeline([("ngrams", ngrams), ("tfidf", tfidf), ("naive_bayes", naive_bayes),
+                         ("classifier", classifier)])
+    return lambda reviews: pipeline.predict_proba(reviews)[:, 1]
+
+
+@dataclass(frozen=True)
+class Kind:
+    load: Callable  # (artifacts, settings) -> (reviews -> probabilities)
+    # What loading and predicting imports (beyond mlflow): the model's pip requirements are
+    # these names' pinned lines in requirements.txt. tests/test_serving.py checks that a fresh
+    # process imports nothing pinned beyond them.
+    requirements: list[str]
+
+
+# settings.json's kind -> how to rebuild it and what it needs
+KINDS = {
+    "embedding": Kind(_load_embedding, ["torch", "safetensors", "numpy", "pandas", "scikit-learn", "scipy",
+                                        "tqdm"]),
+    "encoder": Kind(_load_encoder, ["torch", "transformers", "tokenizers", "accelerate", "safetensors", "numpy",
+                                    "pandas", "scikit-learn", "scipy", "tqdm"]),
+    # tqdm: MLflow draws its download bars with it when it is installed
+    "tfidf": Kind(_load_tfidf, ["scikit-learn", "scipy", "safetensors", "numpy", "pandas", "tqdm"]),
+}
+
+
+def reviews_from_input(model_input) -> list[str]:
+    """The reviews of a pyfunc input: a DataFrame with a `review` column, a Series, a list of
+    strings or {"review": [...]}. Anything else raises an MlflowException that names the problem
+    (INVALID_PARAMETER_VALUE: the scoring server answers 400)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    def invalid(message):
+        return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+    if isinstance(model_input, dict) and "review" in model_input:
+        model_input = pd.DataFrame({"review": list(np.atleast_1d(model_input["review"]))})
+    if isinstance(model_input, pd.DataFrame):
+        if "review" not in model_input.columns:
+            raise invalid(f"expected a `review` column of strings; the input has columns "
+                          f"{[str(c) for c in model_input.columns]}")
+        reviews = model_input["review"].tolist()
+        # MLflow's schema enforcement turns {"review": [...]} into one row holding the list.
+        if len(reviews) == 1 and isinstance(reviews[0], (list, np.ndarray)):
+            reviews = list(reviews[0])
+    elif isinstance(model_input, (pd.Series, list, tuple, np.ndarray)):
+        reviews = list(model_input)
+    else:
+        raise invalid(f"expected a DataFrame with a `review` column or a list of strings, "
+                      f"got {type(model_input).__name__}")
+    if not reviews:
+        raise invalid("no reviews to score: the input is empty")
+    for row, review in enumerate(reviews):
+        if not isinstance(review, str):
+            found = "a missing value" if review is None or (isinstance(review, float) and np.isnan(review)) \
+                else f"{type(review).__name__} {review!r}"
+            raise invalid(f"review {row}: expected a string, got {found}")
+    return reviews
+
+
+def predict_frame(predictor: Predictor, model_input) -> pd.DataFrame:
+    """The pyfunc's answer: probability (P(positive)) and label (probability >= threshold) per review."""
+    probs = np.asarray(predictor.probabilities(reviews_from_input(model_input)), dtype=np.float64)
+    return pd.DataFrame({"probability": probs, "label": (probs >= predictor.threshold).astype(np.int64)})
+
+
+# --- using a logged model --------------------------------------------------------------
+
+def load(model_uri: str):
+    """The pyfunc a run logged, e.g. load(f"runs:/{run_id}/model")."""
+    import mlflow.pyfunc
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def predict_probabilities(pyfunc, reviews) -> np.ndarray:
+    """P(positive) of each review, in order."""
+    return pyfunc.predict(pd.DataFrame({"review": list(reviews)}))["probability"].to_numpy()
