@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from analysis import plots
-from analysis._testing import log_run, new_store, run_make
+from tests.support import log_run, new_store, run_make
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

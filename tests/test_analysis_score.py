@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from analysis._testing import run_make
+from tests.support import run_make
 from analysis.score import labels_from_ids, read_submission, score
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.paths import REPO_ROOT

@@ -8,7 +8,7 @@ import pytest
 
 from analysis import _rows, tables
 from imdb_sentiment.errors import UserError
-from analysis._testing import log_run, new_store, run_make
+from tests.support import log_run, new_store, run_make
 from imdb_sentiment.paths import REPO_ROOT
 
 

@@ -5,7 +5,7 @@ finished MLflow run (in a temp store) must hold test_acc, the submission and the
 import pytest
 
 from imdb_sentiment.families import FAMILIES
-from tests.conftest import finished_run, read_submission, run_script
+from tests.support import finished_run, read_submission, run_script
 
 # lstm runs in test_end_to_end.py; every other word-vector family of the registry here.
 TINY = ("--limit 200 --epochs 1 --embeddings random --embedding-dim 16 --hidden-size 16 --num-filters 8 "

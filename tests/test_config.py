@@ -7,7 +7,7 @@ import pytest
 from imdb_sentiment.config import EmbeddingConfig, EncoderConfig, build_parser, parse_config
 from imdb_sentiment.errors import UserError
 
-from conftest import PYTHON, run_script
+from tests.support import PYTHON, run_script
 
 
 def test_flags_come_from_fields_with_script_defaults():

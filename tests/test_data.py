@@ -8,7 +8,7 @@ import pytest
 from imdb_sentiment import data, fetch
 from imdb_sentiment.errors import UserError
 
-from conftest import run_script, write_kaggle_files
+from tests.support import run_script, write_kaggle_files
 
 
 def write(path, text: str):

@@ -1,77 +1,15 @@
 """The encoder families end to end on tiny models built here (no hub download),
 and once on the real pretrained all-MiniLM-L6-v2 from its PyPI package."""
 
-import collections
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import PYTHON, run_script
-from tests.conftest import finished_run as conftest_finished_run
-
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def make_vocab(folder: Path, reviews, size: int = 600) -> Path:
-    """A WordPiece vocabulary: specials, single characters (so any word can be spelled), common words."""
-    words = collections.Counter(w for r in reviews for w in re.findall(r"[a-z]+|[^\sa-z]", r.lower()))
-    chars = sorted({c for w in words for c in w})
-    pieces = chars + [f"##{c}" for c in chars if c.isalnum()]
-    common = [w for w, _ in words.most_common(size) if w not in pieces]
-    path = folder / "vocab.txt"
-    path.write_text("\n".join(SPECIALS + pieces + common) + "\n")
-    return path
-
-
-# Every linear layer's input and output width a multiple of 64: on a CPU with
-# avx512_bf16, bitsandbytes repacks 4-bit weights at evaluation in blocks of 64
-# input features, and a narrower layer fails there ("shape '[32, 0]' is invalid").
-HIDDEN, INTERMEDIATE = 64, 128
-
-
-def tiny_configs(vocab_size: int) -> dict:
-    from transformers import (BertConfig, DebertaV2Config, DistilBertConfig, ModernBertConfig,
-                              RobertaConfig)
-    small = dict(vocab_size=vocab_size, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=INTERMEDIATE, pad_token_id=0)
-    return {
-        "bert": BertConfig(max_position_embeddings=512, **small),
-        "roberta": RobertaConfig(max_position_embeddings=514, bos_token_id=2, eos_token_id=3, **small),
-        "deberta": DebertaV2Config(max_position_embeddings=512, relative_attention=True,
-                                   pos_att_type=["p2c", "c2p"], position_biased_input=False,
-                                   pooler_hidden_size=HIDDEN, **small),
-        "distilbert": DistilBertConfig(vocab_size=vocab_size, dim=HIDDEN, n_layers=2, n_heads=2,
-                                       hidden_dim=INTERMEDIATE, max_position_embeddings=512, pad_token_id=0),
-        "modernbert": ModernBertConfig(max_position_embeddings=512, cls_token_id=2, sep_token_id=3,
-                                       bos_token_id=2, eos_token_id=3, global_attn_every_n_layers=1,
-                                       local_attention=64, **small),
-    }
-
-
-def build_tiny_models(root: Path, data_dir: Path) -> dict[str, Path]:
-    """Tiny random models of each architecture, saved with a locally made tokenizer."""
-    from transformers import AutoModelForSequenceClassification, BertTokenizerFast
-
-    from imdb_sentiment.data import load_kaggle
-
-    reviews = load_kaggle(data_dir, "unlabeled").rows["review"].iloc[:300]
-    root.mkdir(parents=True, exist_ok=True)
-    tokenizer = BertTokenizerFast(str(make_vocab(root, reviews)), do_lower_case=True)
-    folders = {}
-    for name, config in tiny_configs(len(tokenizer)).items():
-        config.num_labels = 2
-        model = AutoModelForSequenceClassification.from_config(config)
-        folder = root / name
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        folders[name] = folder
-    return folders
-
+from tests.support import OFFLINE, PYTHON, build_tiny_models, run_script
+from tests.support import finished_run as support_finished_run
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, real_data_dir) -> dict[str, Path]:
@@ -141,7 +79,7 @@ def tiny_args(data_dir, model_dir, run_name, *extra):
 
 def finished_run(uri: str, run_name: str):
     """The run, checked for what every encoder run must hold."""
-    client, run = conftest_finished_run(uri, run_name, experiment="encoders-test")
+    client, run = support_finished_run(uri, run_name, experiment="encoders-test")
     assert run.info.status == "FINISHED"
     for metric in ("test_acc", "test_auc", "best_val_acc", "train_seconds", "trainable_params"):
         assert metric in run.data.metrics, metric

@@ -9,7 +9,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import finished_run, read_submission, run_script
+from tests.support import finished_run, read_submission, run_script
 
 LSTM_TINY = "--limit 300 --epochs 1 --max-length 64 --hidden-size 16 --embedding-dim 16 --w2v-epochs 1 --no-progress"
 

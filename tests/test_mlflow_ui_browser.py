@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from analysis._testing import log_run, new_store, run_make
+from tests.support import log_run, new_store, run_make
 from imdb_sentiment.paths import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

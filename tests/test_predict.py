@@ -7,7 +7,7 @@ import pytest
 
 from imdb_sentiment.errors import UserError
 
-from conftest import PYTHON, run_script
+from tests.support import PYTHON, run_script
 
 
 def predict(*argv):

@@ -8,20 +8,14 @@ trials the median pruner stops is known in advance; the encoder studies
 
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PYTHON, REPO, run_script
-
-TINY_LSTM = ["--epochs", "1", "--hidden-size", "8", "--embedding-dim", "16", "--embeddings", "random",
-             "--batch-size", "16"]
-
+from tests.support import PYTHON, REPO, TINY_LSTM, check_budget_records, free_port, run_script, wait_for_http
 
 def sqlite_storage(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -46,17 +40,6 @@ def study_runs(study: str) -> tuple:
     parents = [r for r in runs if r.data.tags.get("study_parent") == "true"]
     children = [r for r in runs if r.data.tags.get("study_parent") != "true"]
     return parents, children
-
-
-def check_budget_records(trials, budget: float) -> None:
-    """No trial started that the budget could not cover, as the check before it saw it."""
-    for trial in trials:
-        if "committed_device_hours" in trial.user_attrs:
-            planned = trial.user_attrs["committed_device_hours"] + trial.user_attrs["estimate_device_hours"]
-            assert planned <= budget + 1e-12, (trial.number, planned, budget)
-
-
-# ------------------------------------------------------------------ resume, budget, MLflow runs
 
 
 def test_resume_then_budget_stops_the_study(tiny_data_dir, tmp_path, mlflow_store):
@@ -289,25 +272,6 @@ def test_killed_worker_trial_is_failed_and_run_again(tiny_data_dir, tmp_path, ml
 # ------------------------------------------------------------------ make targets
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> str:
-    """The body of url once the server that is starting answers it."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            assert server.poll() is None, f"the server for {url} exited"
-            assert time.time() < deadline, f"nothing answered {url} in {timeout:.0f}s"
-            time.sleep(0.5)
-
-
 def make_recipe(target: str, *variables) -> str:
     """The command a make target runs (dry run: nothing is installed or trained)."""
     result = run_script(["make", "--no-print-directory", "-n", target, *variables])
@@ -341,8 +305,8 @@ def test_make_optuna_dashboard_serves_the_storage_on_localhost(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_encoders(tmp_path_factory):
-    from tests.conftest import write_kaggle_files
-    from tests.test_encoders import OFFLINE, build_tiny_models
+    from tests.support import write_kaggle_files
+    from tests.support import OFFLINE, build_tiny_models
 
     os.environ.update(OFFLINE)
     root = tmp_path_factory.mktemp("search-encoders")

@@ -15,8 +15,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PYTHON, REPO
-from tests.test_search import TINY_LSTM, check_budget_records, free_port, wait_for_http
+from tests.support import PYTHON, REPO
+from tests.support import TINY_LSTM, check_budget_records, free_port, wait_for_http
 
 pytestmark = pytest.mark.postgres
 

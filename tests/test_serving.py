@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from imdb_sentiment import encoders, linear, models, serving, text, tracking
-from tests.conftest import NEGATIVE, POSITIVE
+from tests.support import NEGATIVE, POSITIVE
 
 REPO = Path(__file__).resolve().parent.parent
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from imdb_sentiment import tracking
 
-from conftest import PYTHON, REPO, finished_run
+from tests.support import PYTHON, REPO, finished_run
 
 
 def test_finished_run_holds_params_metrics_artifacts(mlflow_store, tmp_path):
