@@ -300,3 +300,111 @@ def test_benchmark_prints_both_throughputs_and_logs_them(tiny_models, real_slice
     experiment = client.get_experiment_by_name("encoders-test")
     runs = client.search_runs([experiment.experiment_id], "tags.benchmark = 'encoder_throughput'")
     assert len(runs) == 1 and runs[0].data.metrics["speedup"] == pytest.approx(results["speedup"])
+
+
+# --- each method acts: the loss or the weights show it, not a tag ---
+
+def tiny_batch(folder, labels=(0, 1, 0, 1)):
+    from transformers import AutoTokenizer
+
+    from imdb_sentiment.batching import TokenIds
+    from imdb_sentiment.encoders.tokens import make_collate, tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    reviews = ["a wonderful moving film", "dull and badly acted", "great cast and story", "a waste of time"]
+    dataset = TokenIds(tokenize(tokenizer, reviews, 32, "head_tail"), list(labels))
+    return make_collate(tokenizer)([dataset[i] for i in range(len(dataset))])
+
+
+def loaded(folder, **settings):
+    import torch
+
+    from imdb_sentiment.config import EncoderConfig
+    from imdb_sentiment.encoders.architectures import model_config
+    from imdb_sentiment.encoders.loading import load_transformers_model
+
+    config = EncoderConfig(model=str(folder), **settings)
+    model, _ = load_transformers_model(config, model_config(str(folder)).model_type, torch.device("cpu"))
+    return model, config
+
+
+def loss_with_seed(compute_loss, model, batch, seed=0):
+    import torch
+
+    torch.manual_seed(seed)  # the same dropout masks for each loss compared
+    return compute_loss(model, batch)[0].item()
+
+
+def test_rdrop_adds_the_kl_between_two_dropout_passes_to_ce(tiny_models):
+    from imdb_sentiment.encoders.tokens import forward
+    from imdb_sentiment.losses import cross_entropy_loss, rdrop_compute_loss
+
+    model, config = loaded(tiny_models["bert"], regulariser="rdrop", rdrop_alpha=4.0)
+    batch = tiny_batch(tiny_models["bert"])
+    model.eval()  # no dropout: both passes agree, so R-Drop is plain CE
+    assert loss_with_seed(rdrop_compute_loss(forward, config), model, batch) == pytest.approx(
+        loss_with_seed(cross_entropy_loss(forward), model, batch), abs=1e-6)
+    model.train()  # dropout: the two passes differ and the KL term adds to the loss
+    config.rdrop_alpha = 0.0
+    without_kl = loss_with_seed(rdrop_compute_loss(forward, config), model, batch)
+    config.rdrop_alpha = 4.0
+    assert loss_with_seed(rdrop_compute_loss(forward, config), model, batch) > without_kl + 1e-6
+
+
+def test_scl_adds_lambda_times_supcon_to_ce(tiny_models):
+    from imdb_sentiment.encoders.tokens import forward
+    from imdb_sentiment.losses import cross_entropy_loss, scl_compute_loss
+
+    model, config = loaded(tiny_models["roberta"], regulariser="scl", scl_lambda=0.5)
+    model.eval()
+    batch = tiny_batch(tiny_models["roberta"])
+    plain = loss_with_seed(cross_entropy_loss(forward), model, batch)
+    half = loss_with_seed(scl_compute_loss(forward, config), model, batch) - plain
+    config.scl_lambda = 1.0
+    full = loss_with_seed(scl_compute_loss(forward, config), model, batch) - plain
+    assert half > 0 and full == pytest.approx(2 * half, rel=1e-4)  # lambda x a positive SupCon term
+
+
+def train_steps(model, batch, steps=3):
+    import torch
+    import torch.nn.functional as F
+
+    from imdb_sentiment.encoders.tokens import forward
+
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        F.cross_entropy(forward(model, batch), batch["labels"]).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def snapshot(model, keep):
+    return {name: p.detach().clone() for name, p in model.named_parameters() if keep(name, p)}
+
+
+def test_lora_trains_the_adapters_and_leaves_the_base_weights_unchanged(tiny_models):
+    import torch
+
+    model, _ = loaded(tiny_models["bert"], method="lora")
+    base = snapshot(model, lambda name, p: not p.requires_grad)
+    adapters = snapshot(model, lambda name, p: "lora_B" in name)
+    assert base and adapters
+    train_steps(model, tiny_batch(tiny_models["bert"]))
+    now = dict(model.named_parameters())
+    assert all(torch.equal(now[name], value) for name, value in base.items()), "a base weight moved"
+    assert all(not torch.equal(now[name], value) for name, value in adapters.items()), "an adapter did not train"
+
+
+@pytest.mark.parametrize("method", ["prompt", "ptuning"])
+def test_virtual_tokens_are_trainable_and_change(method, tiny_models):
+    import torch
+
+    model, _ = loaded(tiny_models["deberta"], method=method, num_virtual_tokens=4, encoder_hidden_size=16)
+    virtual = snapshot(model, lambda name, p: "prompt_encoder" in name)
+    assert virtual and all(p.requires_grad for name, p in model.named_parameters() if name in virtual)
+    frozen = snapshot(model, lambda name, p: "word_embeddings" in name and "prompt_encoder" not in name)
+    train_steps(model, tiny_batch(tiny_models["deberta"]))
+    now = dict(model.named_parameters())
+    assert any(not torch.equal(now[name], value) for name, value in virtual.items()), "virtual tokens unchanged"
+    assert all(torch.equal(now[name], value) for name, value in frozen.items()), "the base embeddings moved"
