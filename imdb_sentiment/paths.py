@@ -32,10 +32,5 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}"
 
 
-def default_artifact_root() -> str:
-    """Artifacts of experiments this project creates in a local store."""
-    return (MLFLOW_DIR / "artifacts").as_uri()
-
-
 def experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)
