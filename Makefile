@@ -46,7 +46,7 @@ test: setup ## run the whole test suite (what CI runs; about 10 minutes on 2 cor
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end test (under 2 minutes)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not browser and not postgres" $(PYTEST_ARGS)
 
 # Every family of imdb_sentiment/families.py: make train-<family> runs train/<family>.py
 # (dashes as underscores) with ARGS, e.g. make train-lstm ARGS="--epochs 5".

@@ -118,6 +118,7 @@ def test_study_figure_separates_finished_from_stopped_trials(store):
     plots.plt.close(figure)
 
 
+@pytest.mark.slow
 def test_make_plots(store, tmp_path):
     done = run_make("plots", f"ARGS=--tracking-uri {store[0]} --out-dir {tmp_path} --no-log")
     assert done.returncode == 0, done.stderr

@@ -99,6 +99,7 @@ def tiny_test_file(tmp_path):
     return data, good
 
 
+@pytest.mark.slow
 def test_script_scores_against_the_test_file(tiny_test_file, tmp_path):
     """The real entry point: test ids from a (tiny) testData.tsv in --data-dir."""
     data, good = tiny_test_file
@@ -118,6 +119,7 @@ def test_script_scores_against_the_test_file(tiny_test_file, tmp_path):
     assert done.stderr == f"error: {short}: 5 of 6 test ids are missing, e.g. ['2_8', '3_7', '4_1']\n"
 
 
+@pytest.mark.slow
 def test_make_score(tiny_test_file):
     data, good = tiny_test_file
     done = run_make("score", f"FILES={good}", f"ARGS=--data-dir {data}")

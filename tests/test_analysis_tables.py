@@ -163,6 +163,7 @@ def test_readme_without_markers_is_a_clear_error(store, tmp_path):
     assert not (tmp_path / "results.md").exists()
 
 
+@pytest.mark.slow
 def test_script_reports_unknown_experiment_in_one_line(store, tmp_path):
     uri = store[0]
     done = subprocess.run([sys.executable, "analysis/tables.py", "--tracking-uri", uri,
@@ -197,6 +198,7 @@ def test_reference_row_with_a_stray_comma_is_a_clear_error(tmp_path):
         _rows.load_reference(path)
 
 
+@pytest.mark.slow
 def test_make_tables(store, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")

@@ -38,6 +38,7 @@ def test_make_target_trains_and_logs_a_finished_run(family, mlflow_store, real_d
     assert all(0.0 <= float(probability) <= 1.0 for _, probability in rows[1:])
 
 
+@pytest.mark.slow
 def test_bad_family_flag_is_a_one_line_error(mlflow_store, tiny_data_dir):
     result = run_script(["make", "--no-print-directory", "train-transformer",
                          f"ARGS=--data-dir {tiny_data_dir} --hidden-size 30 --num-heads 4"], check=False)

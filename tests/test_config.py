@@ -52,6 +52,7 @@ def test_a_restated_default_keeps_the_shared_help():
     assert EncoderConfig().batch_size == 16 and EmbeddingConfig().batch_size == 64
 
 
+@pytest.mark.slow
 def test_every_train_script_has_the_common_flags_in_help():
     for script in ("train/lstm.py", "train/tfidf.py"):
         help_text = run_script([PYTHON, script, "--help"]).stdout
@@ -60,6 +61,7 @@ def test_every_train_script_has_the_common_flags_in_help():
         assert "(default:" in help_text
 
 
+@pytest.mark.slow
 def test_script_error_exits_2_without_traceback():
     result = run_script([PYTHON, "train/lstm.py", "--epochs", "-1"], check=False)
     assert result.returncode == 2

@@ -184,6 +184,7 @@ def test_import_never_overwrites_different_data(tmp_path):
     assert len(data.load_kaggle(target, "labeled").rows) == 30
 
 
+@pytest.mark.slow
 def test_make_data_from_a_bad_path_is_one_line(tmp_path):
     result = run_script(["make", "--no-print-directory", "data", f"FROM={tmp_path / 'nope'}"], check=False)
     assert result.returncode != 0

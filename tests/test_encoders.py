@@ -192,6 +192,7 @@ def test_prefix_tuning_works_on_bert(tiny_models, real_slice, store):
     assert run.data.tags["family"] == "bert-prefix"  # its own table row, apart from full fine-tuning
 
 
+@pytest.mark.slow
 def test_prefix_on_deberta_is_a_one_line_error_before_weights_load(tiny_models, real_slice, tmp_path):
     (tiny_models["deberta"] / "model.safetensors").rename(tmp_path / "weights")  # loading them would fail
     try:

@@ -52,6 +52,7 @@ def test_an_unknown_family_is_a_one_line_error_listing_the_known(name):
         resolve(name)
 
 
+@pytest.mark.slow
 def test_make_runs_each_family_script_and_lists_the_families():
     plan = subprocess.run(["make", "-n", "--no-print-directory", *(f.target for f in FAMILIES.values()),
                            "ARGS=--epochs 1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
@@ -66,6 +67,7 @@ def test_make_runs_each_family_script_and_lists_the_families():
     assert unknown.returncode != 0 and "no family 'bert-large'" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_train_classic_runs_the_word_vector_families_in_order():
     plan = subprocess.run(["make", "-n", "--no-print-directory", "train-classic", "ARGS=--limit 50"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60).stdout
@@ -73,6 +75,7 @@ def test_train_classic_runs_the_word_vector_families_in_order():
     assert commands == [[f.script, "--limit", "50"] for f in FAMILIES.values() if f.recipe == "embedding"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["train/lstm.py", "train/bert.py", "train/tfidf.py", "train/deberta_lora.py"])
 def test_help_loads_no_heavy_library(script):
     probe = ("import runpy, sys\n"
