@@ -35,11 +35,8 @@ INPUT_EXAMPLE = ["A wonderful film: the cast is superb and I loved every minute.
                  "Dull and badly acted; I want my two hours back."]
 
 def embedding_config_type():
-    """EmbeddingConfig, wherever the package keeps it (it is moving from pipeline to config)."""
-    try:
-        from .config import EmbeddingConfig
-    except ImportError:
-        from .pipeline import EmbeddingConfig
+    """EmbeddingConfig (imported when needed: its checks import torch)."""
+    from .config import EmbeddingConfig
     return EmbeddingConfig
 
 
@@ -177,16 +174,22 @@ def load_predictor(artifacts: dict) -> Predictor:
     return Predictor(KINDS[kind].load(artifacts, settings), float(settings.get("threshold", 0.5)), settings)
 
 
+DEVICE_VARIABLE = "IMDB_PREDICT_DEVICE"
+
+
 def _device():
+    """$IMDB_PREDICT_DEVICE (cpu, cuda, cuda:N, mps) when set, else the best there is."""
+    import os
+
     from .device import detect_device
-    return detect_device("auto")
+    return detect_device(os.environ.get(DEVICE_VARIABLE) or "auto")
 
 
 def _load_embedding(artifacts: dict, settings: dict):
     from safetensors.torch import load_model
 
     from . import models, text
-    from .pipeline import make_loader
+    from .batching import TokenIds, make_loader
     from .training import predict
 
     # The vectors are in the weights: the config's source of them (maybe a local file) is not needed.
@@ -202,9 +205,10 @@ def _load_embedding(artifacts: dict, settings: dict):
     vocab = text.Vocab.from_json(Path(artifacts["vocab"]).read_text())
 
     def probabilities(reviews):
-        sequences = [vocab.encode(tokens) for tokens in text.reviews_to_tokens(reviews)]
-        loader = make_loader(sequences, np.full(len(sequences), -1), config.max_length, config.truncation,
-                             config.eval_batch_size, False, 0)
+        # As the word-vector recipe batches its splits: truncated ids, length-grouped batches.
+        sequences = [text.truncate(vocab.encode(tokens), config.max_length, config.truncation)
+                     for tokens in text.reviews_to_tokens(reviews)]
+        loader = make_loader(TokenIds(sequences, np.full(len(sequences), -1)), config.eval_batch_size, False, 0)
         return predict(model, loader, models.forward_batch, device)[0]
 
     return probabilities
@@ -213,7 +217,7 @@ def _load_embedding(artifacts: dict, settings: dict):
 def _load_encoder(artifacts: dict, settings: dict):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .encoders import predict_reviews
+    from .encoders.saving import predict_reviews
 
     folder = Path(artifacts["encoder"])
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from imdb_sentiment import encoders, linear, models, serving, text, tracking
+from imdb_sentiment import linear, models, serving, text, tracking
+from imdb_sentiment.encoders.saving import predict_reviews
 from tests.support import NEGATIVE, POSITIVE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ ENCODER_SETTINGS = {"max_length": 24, "truncation": "head_tail"}
 
 
 def encoder_probs(model, tokenizer):
-    return encoders.predict_reviews(model, tokenizer, REVIEWS, **ENCODER_SETTINGS)
+    return predict_reviews(model, tokenizer, REVIEWS, **ENCODER_SETTINGS)
 
 
 def encoder_model(folder: Path):
