@@ -8,6 +8,7 @@ so no parameter is listed twice. Validation lives in each dataclass's
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -131,8 +132,14 @@ class RunConfig:
     experiment: str | None = option(None, "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
     device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     progress: bool = option(True, "show a progress bar per epoch")
+    register: str | None = option(None, "once the run finishes, register its model in the MLflow Model "
+                                        "Registry under this name (a new version)")
 
     def __post_init__(self):
+        require(self.register is None or bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.register)),
+                "register", "a model name of letters, digits, '.', '_' and '-' such as imdb-lstm", self.register)
+        require(self.register is None or getattr(self, "save_model", True), "register",
+                "a model to register (drop --no-save-model)", self.register)
         require(self.limit is None or self.limit >= 10, "limit", "an integer >= 10", self.limit)
         require(0.0 < self.val_fraction < 0.9, "val_fraction", "a number in (0, 0.9)", self.val_fraction)
         require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)

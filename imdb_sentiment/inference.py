@@ -1,28 +1,22 @@
-"""New reviews through a logged run's model.
+"""New reviews through a logged model: the mlflow.pyfunc every run logs (serving.py).
 
-A finished run holds what it needs to predict again, whatever the family:
-- an encoder run (tagged `method`): the `model` folder save_model wrote
-  (weights or PEFT adapter, tokenizer, max_length and truncation);
-- an embedding run: the pickled torch model, `vocab.json`, and its
-  max_length / truncation params;
-- the TF-IDF run: the sklearn pipeline, which takes raw text.
+    uri, named = inference.model_uri(run_id="0f3a...")          # or model="models:/imdb-lstm@champion"
+    pyfunc = inference.load_model(uri, named)
+    probs = serving.predict_probabilities(pyfunc, inference.read_reviews(path)["review"])
 
-load_predictor(run_id) turns that back into reviews -> P(positive), the
-same numbers the run computed for its own test reviews.
+One code path whatever the family. What a user can get wrong (an unknown run,
+a run that logged no model, an unknown registered model or alias, a model that
+does not take reviews, an input file that is not one) is a one-line UserError,
+found before anything loads.
 """
 
-import tempfile
+import os
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pandas as pd
-import torch
 
-from . import data, text, tracking
+from . import data, paths, serving, tracking
 from .errors import UserError
-
-Predictor = Callable[[list[str]], np.ndarray]
 
 
 def read_reviews(path: Path) -> pd.DataFrame:
@@ -49,70 +43,37 @@ def read_reviews(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"id": [str(n) for n in range(1, len(lines) + 1)], "review": lines})
 
 
-def load_predictor(run_id: str, device: str = "cpu", tracking_uri: str | None = None) -> Predictor:
-    """reviews -> probabilities of positive, from the model that run logged."""
-    run = tracking.get_run(run_id, tracking_uri)
-    if run is None:
-        raise UserError(f"--run-id {run_id}: no such run in the MLflow store")
-    if run.info.status != "FINISHED":
-        raise UserError(f"--run-id {run_id}: the run is {run.info.status}; only a finished run "
-                        "has a trained and tested model")
-    tags, params = run.data.tags, run.data.params
-    if "method" in tags:
-        return _encoder_predictor(run_id, device)
-    if tags.get("family") == "tfidf":
-        return _tfidf_predictor(run_id)
-    if "vocab_size" in params:
-        return _embedding_predictor(run_id, params, device)
-    raise UserError(f"--run-id {run_id}: not a model run (family {tags.get('family')!r}): "
-                    "pick a run of a train/ script")
+def model_uri(run_id: str | None = None, model: str | None = None) -> tuple[str, str]:
+    """(model URI, the flag that named it, for messages) from a run id or a model URI, one of them."""
+    if bool(run_id) == bool(model):
+        raise UserError("name the model by one of --run-id ID or --model URI (runs:/<id>/model, "
+                        "models:/<name>@<alias>, models:/<name>/<version>)")
+    if run_id:
+        return f"runs:/{run_id}/{serving.MODEL_NAME}", f"--run-id {run_id}"
+    return model, f"--model {model}"
 
 
-def _missing_model(run_id: str, what: str) -> UserError:
-    return UserError(f"--run-id {run_id}: the run logged no {what} to predict with")
+def load_model(uri: str, named: str | None = None, tracking_uri: str | None = None):
+    """The review model at `uri` as an mlflow.pyfunc; a one-line UserError (starting with `named`,
+    default the URI) when there is none there."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
 
+    named = named or uri
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri or paths.default_tracking_uri())
+    problem = tracking.model_uri_problem(uri, serving.MODEL_TYPE)
+    if problem:
+        raise UserError(f"{named}: {problem}")
+    try:
+        pyfunc = serving.load(uri)
+    except (MlflowException, OSError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{named}: cannot load a model there ({first_line})") from None
+    inputs = pyfunc.metadata.get_input_schema()
+    names = inputs.input_names() if inputs is not None else []
+    if names != ["review"]:
+        raise UserError(f"{named}: not a review model (its input is {names or 'not described'}, "
+                        "expected a `review` column)")
+    return pyfunc
 
-def _encoder_predictor(run_id: str, device: str) -> Predictor:
-    from .encoders.saving import load_for_prediction, predict_reviews
-
-    with tempfile.TemporaryDirectory(prefix="imdb-predict-") as scratch:
-        folder = tracking.download_artifact(run_id, "model", Path(scratch))
-        if folder is None:
-            raise _missing_model(run_id, "model folder (was it trained with --no-save-model?)")
-        model, tokenizer, settings = load_for_prediction(folder, device)
-
-    def predict(reviews):
-        return predict_reviews(model, tokenizer, reviews, settings["max_length"], settings["truncation"],
-                               device=device)
-    return predict
-
-
-def _tfidf_predictor(run_id: str) -> Predictor:
-    pipeline = tracking.load_logged_model(run_id, "sklearn")
-    if pipeline is None:
-        raise _missing_model(run_id, "sklearn pipeline")
-    return lambda reviews: pipeline.predict_proba(list(reviews))[:, 1]
-
-
-def _embedding_predictor(run_id: str, params: dict, device: str) -> Predictor:
-    from .batching import TokenIds, make_loader
-    from .models import forward_batch
-    from .training import predict as predict_loader
-
-    model = tracking.load_logged_model(run_id, "pytorch")
-    with tempfile.TemporaryDirectory(prefix="imdb-predict-") as scratch:
-        vocab_file = tracking.download_artifact(run_id, "vocab.json", Path(scratch))
-        if model is None or vocab_file is None:
-            raise _missing_model(run_id, "torch model and vocabulary")
-        vocab = text.Vocab.from_json(vocab_file.read_text())
-    model = model.to(device)
-    max_length, truncation = int(params["max_length"]), params["truncation"]
-    batch_size = int(params.get("eval_batch_size", 256))
-
-    def predict(reviews):
-        sequences = [text.truncate(vocab.encode(tokens), max_length, truncation)
-                     for tokens in text.reviews_to_tokens(reviews)]
-        loader = make_loader(TokenIds(sequences, np.full(len(sequences), -1)), batch_size, False, 0)
-        probs, _ = predict_loader(model, loader, forward_batch, torch.device(device))
-        return probs
-    return predict

@@ -79,3 +79,13 @@ def write_predictions(path: Path, ids, ratings, labels, probs) -> None:
         writer.writerow(["id", "rating", "label", "prob_positive", "prediction"])
         for row in zip(ids, ratings, labels, probs):
             writer.writerow([row[0], int(row[1]), int(row[2]), f"{float(row[3]):.6f}", int(row[3] >= 0.5)])
+
+
+def write_validation_predictions(path: Path, ids, labels, probs) -> None:
+    """id, label, prob_positive of each validation review, in the split's order (what a stacker
+    or a threshold is fitted on)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "prob_positive"])
+        for review_id, label, prob in zip(ids, labels, probs):
+            writer.writerow([review_id, int(label), f"{float(prob):.6f}"])

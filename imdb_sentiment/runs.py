@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import data, device as devices, tracking
+from . import data, device as devices, serving, tracking
 from .families import Family, family_tag
-from .reporting import report_test
+from .reporting import log_data, report_test
 from .training import FitResult, Outcome
 
 
@@ -46,7 +46,7 @@ class Trained:
     result: FitResult
     trainable_params: int
     predict: Callable[[str], object]  # split name -> P(positive) per review, in the split's order
-    log_model: Callable[[], None]
+    log_model: Callable[[float], None]  # log the model; its label: P(positive) >= this threshold
 
 
 def run_family(family: Family, config, on_epoch: Callable | None = None, parent_run_id: str | None = None,
@@ -67,9 +67,13 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
     run_name = config.run_name or f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tracking.start_run(run_name, tags, params, experiment=config.experiment,
                             parent_run_id=parent_run_id) as run:
+        log_data(splits, config.data_dir)
         trained = recipe.train(config, prepared, splits, on_epoch)
         result = trained.result
-        final = report_test(splits.test, trained.predict("test"), result.history, result.best_epoch,
-                            result.best_val_acc, result.train_seconds, started, trained.trainable_params)
-        trained.log_model()
-        return Outcome(run.info.run_id, result.best_val_acc, final["test_acc"], result.history)
+        final = report_test(splits, trained.predict("test"), trained.predict("val"), result.history,
+                            result.best_epoch, result.best_val_acc, result.train_seconds, started,
+                            trained.trainable_params)
+        trained.log_model(final["best_threshold"])
+    if config.register:  # once the run ended FINISHED
+        serving.register(run.info.run_id, config.register)
+    return Outcome(run.info.run_id, result.best_val_acc, final["test_acc"], result.history)

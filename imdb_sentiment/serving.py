@@ -31,6 +31,9 @@ from . import paths
 PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_MODEL_FILE = PACKAGE_DIR / "pyfunc_model.py"
 MODEL_NAME = "model"
+# The logged model's model_type: what tells this project's review models from other MLflow models
+# (an older run's mlflow.pytorch or sklearn model, say).
+MODEL_TYPE = "imdb-review-sentiment"
 INPUT_EXAMPLE = ["A wonderful film: the cast is superb and I loved every minute.",
                  "Dull and badly acted; I want my two hours back."]
 
@@ -152,7 +155,8 @@ def _log(kind: str, settings: dict, threshold: float, folder: Path, artifacts: d
                    **{name: str(folder / relative) for name, relative in artifacts.items()}},
         code_paths=[str(PACKAGE_DIR)], signature=signature,
         input_example=pd.DataFrame({"review": INPUT_EXAMPLE}),
-        pip_requirements=pip_requirements(kind, list(extra_requirements)))
+        pip_requirements=pip_requirements(kind, list(extra_requirements)),
+        model_type=MODEL_TYPE, tags={"kind": kind, "threshold": f"{threshold:.6f}"})
 
 
 # --- loading (pyfunc_model.py's load_context calls load_predictor) ------------------------
@@ -276,8 +280,9 @@ class Kind:
 
 # settings.json's kind -> how to rebuild it and what it needs
 KINDS = {
-    "embedding": Kind(_load_embedding, ["torch", "safetensors", "numpy", "pandas", "scikit-learn", "scipy",
-                                        "tqdm"]),
+    # accelerate: the shared loop's predict() asks it which process it is in
+    "embedding": Kind(_load_embedding, ["torch", "accelerate", "safetensors", "numpy", "pandas", "scikit-learn",
+                                        "scipy", "tqdm"]),
     "encoder": Kind(_load_encoder, ["torch", "transformers", "tokenizers", "accelerate", "safetensors", "numpy",
                                     "pandas", "scikit-learn", "scipy", "tqdm"]),
     # tqdm: MLflow draws its download bars with it when it is installed
@@ -337,3 +342,21 @@ def load(model_uri: str):
 def predict_probabilities(pyfunc, reviews) -> np.ndarray:
     """P(positive) of each review, in order."""
     return pyfunc.predict(pd.DataFrame({"review": list(reviews)}))["probability"].to_numpy()
+
+
+def register(run_id: str, name: str, alias: str | None = None) -> str:
+    """Register the review model a finished run logged as a version of `name` (the version that
+    already holds it, if any), point `alias` at it when given, say so; returns its models:/ URI."""
+    from . import tracking
+    from .errors import UserError
+
+    model = tracking.logged_model(run_id, MODEL_NAME)
+    if model is None or model.model_type != MODEL_TYPE:
+        what = "no model" if model is None else f"a model of another kind ({model.model_type or 'an older format'})"
+        raise UserError(f"run {run_id} logged {what}: nothing to register as {name!r} "
+                        "(train it again without --no-save-model)")
+    version = tracking.register_model(run_id, name, alias)
+    uri = f"models:/{name}/{version.version}"
+    print(f"registered runs:/{run_id}/{MODEL_NAME} as {uri}" + (f" (alias {alias}: models:/{name}@{alias})"
+                                                                 if alias else ""), flush=True)
+    return uri

@@ -2,17 +2,21 @@
 
     with start_run(run_name, tags, params):   # FINISHED / FAILED / KILLED
         log_epoch(epoch, {...}); log_final({...}); log_file(path)
+    register_model(run_id, "imdb-lstm", alias="champion")
 
 A run that raises ends FAILED; Ctrl-C or SIGTERM ends it KILLED; only a run
-that returns normally is FINISHED.
+that returns normally is FINISHED. A run records system metrics (CPU, memory,
+disk, network; GPU when pynvml is there) every 10 s while it trains.
 """
 
 import json
+import logging
 import platform
 import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +24,10 @@ from urllib.parse import urlparse
 
 from . import paths
 from .config import flatten
+
+# The MLflow UI shows an experiment of this kind as model training (runs, models, datasets)
+# rather than asking what it is for.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 _PACKAGES = ("torch", "transformers", "peft", "optuna", "mlflow", "gensim", "scikit-learn",
              "numpy", "pandas", "bitsandbytes")
@@ -50,7 +58,8 @@ def _artifact_location_for(uri: str) -> str | None:
 
 
 def configure(tracking_uri: str | None = None, experiment: str | None = None) -> str:
-    """Point MLflow at the store and experiment; returns the experiment id."""
+    """Point MLflow at the store and experiment (created, or tagged, as EXPERIMENT_KIND);
+    returns the experiment id."""
     import mlflow
 
     uri = tracking_uri or paths.default_tracking_uri()
@@ -59,14 +68,17 @@ def configure(tracking_uri: str | None = None, experiment: str | None = None) ->
     found = mlflow.get_experiment_by_name(name)
     if found is None:
         try:
-            experiment_id = mlflow.create_experiment(name, artifact_location=_artifact_location_for(uri))
+            experiment_id = mlflow.create_experiment(name, artifact_location=_artifact_location_for(uri),
+                                                     tags=EXPERIMENT_KIND)
         except Exception:  # created meanwhile by a concurrent worker
             found = mlflow.get_experiment_by_name(name)
             if found is None:
                 raise
-            experiment_id = found.experiment_id
-    else:
+    if found is not None:
         experiment_id = found.experiment_id
+        for key, value in EXPERIMENT_KIND.items():  # an experiment made before the tag existed
+            if found.tags.get(key) != value:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -106,8 +118,10 @@ def start_run(run_name: str | None, tags: dict, params: dict | None = None,
         configure(tracking_uri, experiment)
     in_main_thread = sys.modules["threading"].current_thread() is sys.modules["threading"].main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per run
     run = mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
-                           parent_run_id=parent_run_id, tags={k: str(v) for k, v in tags.items()})
+                           parent_run_id=parent_run_id, tags={k: str(v) for k, v in tags.items()},
+                           log_system_metrics=True)
     try:
         if params:
             log_params(params)
@@ -183,24 +197,6 @@ def log_dict(data: dict, name: str) -> None:
     log_text(json.dumps(data, indent=2, default=str), name)
 
 
-def log_pytorch_model(model, name: str = "model") -> None:
-    import mlflow.pytorch
-
-    # Requirements named here: MLflow's inference of them imports and probes
-    # the whole environment, which costs more than the logging itself.
-    # pickle: the pt2 default traces forward() and needs an input example.
-    mlflow.pytorch.log_model(model.cpu(), name=name, serialization_format="pickle",
-                             pip_requirements=[f"torch=={metadata.version('torch')}"])
-
-
-def log_sklearn_model(model, name: str = "model", trusted_types: list[str] | None = None) -> None:
-    """trusted_types: our own classes inside the model, which MLflow's skops format must be told of."""
-    import mlflow.sklearn
-
-    mlflow.sklearn.log_model(model, name=name, skops_trusted_types=trusted_types or [],
-                             pip_requirements=[f"scikit-learn=={metadata.version('scikit-learn')}"])
-
-
 def log_directory(directory: Path, artifact_dir: str) -> None:
     import mlflow
 
@@ -273,20 +269,6 @@ def download_artifact(run_id: str, path: str, destination: Path) -> Path | None:
     return Path(client.download_artifacts(run_id, path, str(destination)))
 
 
-def load_logged_model(run_id: str, flavour: str, name: str = "model"):
-    """The model log_pytorch_model / log_sklearn_model logged in the run
-    (flavour "pytorch" or "sklearn"); None when the run logged none."""
-    import importlib
-
-    from mlflow.exceptions import MlflowException
-
-    module = importlib.import_module(f"mlflow.{flavour}")
-    try:
-        return module.load_model(f"runs:/{run_id}/{name}")
-    except (MlflowException, OSError):
-        return None
-
-
 def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
     """Ids of the runs of the experiment that carry all these tags, newest first."""
     import mlflow
@@ -298,3 +280,131 @@ def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
     runs = mlflow.search_runs(experiment_ids=[found.experiment_id], filter_string=query,
                               order_by=["attributes.start_time DESC"], output_format="list")
     return [run.info.run_id for run in runs]
+
+
+def log_datasets(splits: list[tuple[str, str, object, Path]]) -> None:
+    """Each (context, name, rows, source file) as an MLflow dataset input of the active run: the
+    runs table's Dataset column and the run page show them. MLflow keeps a dataset's schema,
+    row count, digest (of the rows) and source; not the rows themselves."""
+    import mlflow
+    import mlflow.data
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+
+    def local_file(path):
+        # Named as a local source outright: resolving a bare path warns that two sources could read it.
+        return get_dataset_source_from_json(json.dumps({"uri": Path(path).resolve().as_uri()}), "local")
+
+    with warnings.catch_warnings():  # the hint that integer columns cannot hold missing values: ours hold none
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        datasets = [mlflow.data.from_pandas(rows, source=local_file(source), name=name,
+                                            targets="label" if "label" in rows.columns else None)
+                    for _, name, rows, source in splits]
+        mlflow.log_inputs(datasets, [context for context, *_ in splits], [None] * len(splits))
+
+
+def logged_model(run_id: str, name: str = "model"):
+    """The LoggedModel a run logged under `name`, or None. (MLflow 3 keeps a model beside its run,
+    not among the run's artifacts; `runs:/<id>/<name>` resolves to it.)"""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    outputs = client.get_run(run_id).outputs
+    for output in (outputs.model_outputs if outputs else []):
+        model = client.get_logged_model(output.model_id)
+        if model.name == name:
+            return model
+    return None
+
+
+def register_model(run_id: str, name: str, alias: str | None = None):
+    """The run's logged model as a version of registered model `name` (a new version, or the one
+    that already holds this run's model), with `alias` pointing at it when given. Works on a
+    SQLite store and on a tracking server alike. Returns the ModelVersion."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    model = logged_model(run_id)
+    if model is None:
+        raise ValueError(f"run {run_id} logged no model to register")
+    client = MlflowClient()
+    held = [version for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            if version.source == model.model_uri]
+    version = held[0] if held else mlflow.register_model(model.model_uri, name)
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def model_uri_problem(uri: str, model_type: str) -> str | None:
+    """What stops `uri` from naming a finished run's model of `model_type`, in a few words (no such
+    run, a run that logged no model, an unknown registered model, version or alias); None when
+    nothing does, or the URI is of a kind (a folder, s3://) only loading it can check."""
+    import re
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if match := re.fullmatch(r"runs:/([^/]+)/(.+)", uri):
+        run_id, name = match.groups()
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            return "no such run in the MLflow store"
+        if run.info.status != "FINISHED":
+            return f"the run is {run.info.status}; only a finished run has a trained and tested model"
+        model = logged_model(run_id, name)
+        if model is None:
+            return f"the run logged no model {name!r} to predict with (trained with --no-save-model?)"
+        if model.model_type != model_type:
+            return (f"the run logged a model of another kind ({model.model_type or 'an older format'}), "
+                    "not one that takes reviews; train it again")
+        return None
+    match = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(.+))", uri)
+    if match is None:
+        return None
+    name, alias, version = match.groups()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(model.name for model in client.search_registered_models())
+        return f"no registered model {name!r} (registered: {', '.join(known) or 'none'})"
+    if alias is not None:
+        try:
+            found = client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            aliases = sorted(client.get_registered_model(name).aliases)
+            return (f"registered model {name!r} has no alias {alias!r} "
+                    f"(aliases: {', '.join(aliases) or 'none'}; make register sets champion)")
+    elif version.isdigit():
+        try:
+            found = client.get_model_version(name, version)
+        except MlflowException:
+            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            return f"registered model {name!r} has no version {version} (versions: " \
+                   f"{', '.join(map(str, versions)) or 'none'})"
+    else:
+        return None
+    if match := re.fullmatch(r"models:/(m-[0-9a-f]+)", found.source or ""):
+        try:
+            kind = client.get_logged_model(match.group(1)).model_type
+        except MlflowException:
+            return None
+        if kind != model_type:
+            return f"version {found.version} is a model of another kind ({kind or 'an older format'}), " \
+                   "not one that takes reviews"
+    return None
+
+
+def runs_with_model(experiment_id: str, model_type: str, name: str = "model") -> set[str]:
+    """Ids of the experiment's runs that logged a model `name` of `model_type` (one search, paged)."""
+    from mlflow.tracking import MlflowClient
+
+    client, found, token = MlflowClient(), set(), None
+    while True:
+        page = client.search_logged_models([experiment_id], filter_string=f"model_type = '{model_type}' "
+                                           f"AND name = '{name}'", max_results=1000, page_token=token)
+        found.update(model.source_run_id for model in page if model.source_run_id)
+        token = page.token
+        if not token:
+            return found

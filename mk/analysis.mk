@@ -21,7 +21,6 @@ score: setup ## accuracy and AUC of submissions: make score FILES="a.csv b.csv"
 	@test -n "$(FILES)" || { echo 'usage: make score FILES="submission.csv ..."' >&2; exit 2; }
 	$(PY) analysis/score.py $(FILES) $(ARGS)
 
-
-predict: setup ## new reviews through a run's model: make predict RUN=<run id> INPUT=reviews.txt OUT=new.csv
-	@test -n "$(RUN)" -a -n "$(INPUT)" -a -n "$(OUT)" || { echo 'usage: make predict RUN=<run id> INPUT=<reviews .txt or .tsv> OUT=<new .csv>' >&2; exit 2; }
-	$(PY) analysis/predict.py --run-id "$(RUN)" --input "$(INPUT)" --out "$(OUT)" $(ARGS)
+predict: setup ## new reviews through a logged model: make predict RUN=<run id> (or MODEL=<uri>) INPUT=reviews.txt OUT=new.csv
+	@test -n "$(RUN)$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUT)" || { echo 'usage: make predict RUN=<run id> (or MODEL=models:/<name>@<alias>) INPUT=<reviews .txt or .tsv> OUT=<new .csv>' >&2; exit 2; }
+	$(PY) analysis/predict.py $(if $(RUN),--run-id "$(RUN)") $(if $(MODEL),--model "$(MODEL)") --input "$(INPUT)" --out "$(OUT)" $(ARGS)

@@ -1,7 +1,7 @@
 """analysis/predict.py: what a user's mistake gets (one line, nothing written).
-That each kind of logged model predicts what its run computed is checked where
-the runs are made: tests/test_end_to_end.py (LSTM, TF-IDF) and
-tests/test_encoders.py (an encoder with a LoRA adapter)."""
+That every kind of logged model, loaded by run id or registered name, predicts
+what its run computed is checked where the runs are made:
+tests/test_served_runs.py."""
 
 import pytest
 
@@ -55,6 +55,7 @@ def test_bad_input_files_name_the_file_and_line(mlflow_store, tmp_path, name, co
         predict("--run-id", "0123abcd", "--input", str(path), "--out", str(tmp_path / "out.csv"))
 
 
+@pytest.mark.slow
 def test_an_existing_output_is_never_overwritten(tmp_path, reviews):
     out = tmp_path / "kept.csv"
     out.write_text("precious\n")
@@ -66,6 +67,35 @@ def test_an_existing_output_is_never_overwritten(tmp_path, reviews):
     assert out.read_text() == "precious\n"
 
 
+@pytest.mark.slow
 def test_make_predict_without_its_variables_prints_usage():
     result = run_script(["make", "--no-print-directory", "predict"], check=False)
-    assert result.returncode == 2 and "usage: make predict RUN=<run id>" in result.stderr
+    assert result.returncode == 2 and "usage: make predict RUN=<run id> (or MODEL=" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["--run-id", "0123abcd", "--model", "models:/imdb-lstm@champion"]])
+def test_the_model_is_named_by_one_of_run_id_or_model(argv, reviews, tmp_path):
+    with pytest.raises(UserError, match="^name the model by one of --run-id ID or --model URI"):
+        predict(*argv, "--input", str(reviews), "--out", str(tmp_path / "out.csv"))
+
+
+def test_a_run_without_a_review_model_is_named(mlflow_store, reviews, tmp_path):
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    from imdb_sentiment import tracking
+    with tracking.start_run("no-model", {"family": "lstm"}) as bare:
+        pass
+    with tracking.start_run("other-model", {"family": "lstm"}) as other:
+        mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
+    out = tmp_path / "out.csv"
+    with pytest.raises(UserError, match=f"^--run-id {bare.info.run_id}: the run logged no model 'model' to "
+                                        r"predict with \(trained with --no-save-model\?\)$"):
+        predict("--run-id", bare.info.run_id, "--input", str(reviews), "--out", str(out))
+    with pytest.raises(UserError, match=f"^--model runs:/{other.info.run_id}/model: the run logged a model of "
+                                        "another kind"):
+        predict("--model", f"runs:/{other.info.run_id}/model", "--input", str(reviews), "--out", str(out))
+    with pytest.raises(UserError, match="^--model models:/nobody@champion: no registered model 'nobody' "
+                                        r"\(registered: none\)$"):
+        predict("--model", "models:/nobody@champion", "--input", str(reviews), "--out", str(out))
+    assert not out.exists()

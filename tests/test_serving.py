@@ -199,6 +199,7 @@ def fresh(logged, tmp_path_factory):
     return json.loads(lines[0][len("RESULT "):])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_fresh_process_elsewhere_gives_the_same_probabilities(kind, logged, fresh):
     _, probs, threshold, _ = logged[1][kind]
@@ -216,6 +217,7 @@ def test_a_fresh_process_elsewhere_gives_the_same_probabilities(kind, logged, fr
 NOT_NEEDED = {"bitsandbytes": "peft imports it if it can; the adapter is reloaded over a full-precision base"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_requirements_pin_what_loading_imports(kind, logged, fresh):
     import mlflow.artifacts

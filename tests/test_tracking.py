@@ -1,9 +1,14 @@
-"""Tracking against a real SQLite MLflow store: what a run holds, and how it ends."""
+"""Tracking against a real SQLite MLflow store: what a run holds (params, metrics, datasets,
+system metrics, validation predictions), the experiment's kind, and how a run ends."""
 
+import hashlib
 import os
 import signal
 import subprocess
 import time
+
+import numpy as np
+import pandas as pd
 
 import mlflow
 import pytest
@@ -49,6 +54,7 @@ def test_a_run_that_raises_is_never_finished(mlflow_store, error, status):
     assert mlflow.active_run() is None
 
 
+@pytest.mark.slow
 def test_sigterm_mid_training_leaves_the_run_killed(mlflow_store, tiny_data_dir, tmp_path):
     command = [PYTHON, "train/lstm.py", "--data-dir", str(tiny_data_dir), "--epochs", "100000",
                "--patience", "0", "--embeddings", "random", "--hidden-size", "4", "--embedding-dim", "4",
@@ -109,3 +115,65 @@ def test_interrupted_script_exits_128_plus_signal_naming_the_killed_runs(mlflow_
     said = [line for line in capsys.readouterr().err.splitlines() if "interrupted" in line]
     assert said == [f"interrupted ({signal.Signals(signum).name}): MLflow runs {inner.info.run_id} (inner), "
                     f"{outer.info.run_id} (outer) ended KILLED"]
+
+
+def test_the_experiment_is_of_kind_custom_model_development_new_or_old(mlflow_store):
+    client = MlflowClient(mlflow_store)
+    client.create_experiment("made-before-the-tag")
+    for name in ("made-before-the-tag", "made-now"):
+        tracking.configure(experiment=name)
+        assert client.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_run_records_system_metrics_while_it_runs(mlflow_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    with tracking.start_run("busy", {"family": "lstm"}):
+        time.sleep(2)
+    _, run = finished_run(mlflow_store, "busy")
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+
+
+def test_a_training_run_logs_its_data_and_validation_predictions(mlflow_store, tiny_data_dir, tmp_path):
+    from imdb_sentiment import metrics
+    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.families import train
+
+    train("tfidf", ["--data-dir", str(tiny_data_dir), "--run-name", "with-data", "--C", "0.05"])
+    client, run = finished_run(mlflow_store, "with-data")
+    splits = load_splits(tiny_data_dir)
+    # The datasets the runs table's Dataset column shows: one per split, with its source file.
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "validation", "test"}
+    assert inputs["training"].source == inputs["validation"].source == \
+        f'{{"uri": "{(tiny_data_dir / "labeledTrainData.tsv").resolve().as_uri()}"}}'
+    assert (tiny_data_dir / "testData.tsv").resolve().as_uri() in inputs["test"].source
+    assert len({d.digest for d in inputs.values()}) == 3 and inputs["validation"].name == "imdb-validation"
+    assert f'"num_rows": {len(splits.val)}' in inputs["validation"].profile
+    # val_predictions.csv: the validation reviews in the split's order, and the hash of their ids.
+    folder = client.download_artifacts(run.info.run_id, "", str(tmp_path))
+    val = pd.read_csv(f"{folder}/val_predictions.csv", dtype={"id": str})
+    assert list(val.columns) == ["id", "label", "prob_positive"]
+    assert list(val["id"]) == list(splits.val["id"]) and list(val["label"]) == list(splits.val["label"])
+    assert run.data.params["val_split_sha256"] == hashlib.sha256("\n".join(splits.val["id"]).encode()).hexdigest()
+    # The metrics beside test_acc, from the logged test predictions; the threshold from validation.
+    test = pd.read_csv(f"{folder}/predictions.csv")
+    labels, probs = test["label"], test["prob_positive"]
+    assert np.ptp(probs) > 0.01 and 0 < metrics.log_loss(labels, probs) < 0.69
+    for name, value in {"test_acc": metrics.accuracy(labels, probs), "test_f1": metrics.f1(labels, probs),
+                        "test_mcc": metrics.mcc(labels, probs), "test_log_loss": metrics.log_loss(labels, probs),
+                        "test_brier": metrics.brier(labels, probs),
+                        "best_threshold": metrics.best_threshold(val["label"], val["prob_positive"])}.items():
+        assert run.data.metrics[name] == pytest.approx(value, abs=1e-5), name
+
+
+def test_runs_with_the_same_split_share_its_hash_and_others_do_not(mlflow_store, tiny_data_dir):
+    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.reporting import log_data
+
+    hashes = {}
+    for name, seed, fraction in (("a", 1, 0.2), ("again", 1, 0.2), ("seed", 2, 0.2), ("fraction", 1, 0.3)):
+        with tracking.start_run(name, {"family": "tfidf"}):
+            log_data(load_splits(tiny_data_dir, fraction, seed), tiny_data_dir)
+        hashes[name] = finished_run(mlflow_store, name)[1].data.params["val_split_sha256"]
+    assert hashes["a"] == hashes["again"]
+    assert len({hashes["a"], hashes["seed"], hashes["fraction"]}) == 3

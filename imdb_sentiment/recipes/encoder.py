@@ -11,13 +11,12 @@ tokenizer for reloading. The run itself is imdb_sentiment/runs.py's.
 import os
 from pathlib import Path
 
-from .. import data, device as devices, tracking
+from .. import data, device as devices, serving, tracking
 from ..batching import TokenIds, make_loader
 from ..config import EncoderConfig
 from ..encoders.architectures import check_method, lora_targets, model_config, require_cuda_for_unsloth, \
     token_budget
 from ..encoders.loading import TrainedWeights, load_transformers_model, load_unsloth_model, use_threads
-from ..encoders.saving import save_model
 from ..encoders.tokens import forward, make_collate, tokenize
 from ..families import model_label
 from ..losses import COMPUTE_LOSSES
@@ -74,11 +73,17 @@ def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epo
         return predict(model, loader(name, False, config.eval_batch_size), forward, device,
                        config.mixed_precision)[0]
 
-    def log_model():
-        if config.save_model:
-            with tracking.scratch_dir() as scratch:
-                folder = Path(scratch) / "model"
-                save_model(model, tokenizer, config, model_type, folder)
-                tracking.log_directory(folder, "model")
+    def log_model(threshold):
+        if not config.save_model:
+            return
+        # What the pyfunc rebuilds the predictions with: the token budget the run tokenised with, and
+        # for an adapter the checkpoint it goes on (a local folder by its absolute path).
+        settings = {"max_length": prepared.context["tokens"], "truncation": config.truncation,
+                    "batch_size": config.eval_batch_size, "model_type": model_type, "method": config.method,
+                    "quantize": config.quantize}
+        if config.method != "none":
+            local = Path(config.model).expanduser()
+            settings["base_model"] = str(local.resolve()) if local.exists() else config.model
+        serving.log_encoder_model(model, tokenizer, settings, threshold)
 
     return Trained(result, trainable, predict_split, log_model)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .. import data, linear, tracking
+from .. import data, linear, serving, tracking
 from ..config import TfidfConfig
 from ..metrics import accuracy
 from ..runs import Prepared, Trained
@@ -45,8 +45,8 @@ def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch
     classifier = pipeline.named_steps["classifier"]
     tracking.log_params({"solver_passes": int(np.max(classifier.n_iter_))})
 
-    def log_model():
-        tracking.log_sklearn_model(pipeline, trusted_types=linear.OWN_TYPES)
+    def log_model(threshold):
+        serving.log_tfidf_model(pipeline, {"family": "tfidf"}, threshold)
 
     result = FitResult(best_epoch=1, best_val_acc=metrics["val_acc"], history=history,
                        train_seconds=time.perf_counter() - started)

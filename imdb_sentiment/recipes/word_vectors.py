@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .. import data, device as devices, embeddings, paths, text, tracking
+from .. import data, device as devices, embeddings, paths, serving, text, tracking
 from ..batching import TokenIds, make_loader
 from ..config import EmbeddingConfig
 from ..models import build_model, forward_batch, make_embedding
@@ -108,8 +108,7 @@ def train(config: EmbeddingConfig, prepared: Prepared, splits: data.Splits, on_e
     def predict_split(name):
         return predict(model, loader(name, False, config.eval_batch_size), forward_batch, prepared.device)[0]
 
-    def log_model():
-        tracking.log_text(encoded.vocab.to_json(), "vocab.json")
-        tracking.log_pytorch_model(model)
+    def log_model(threshold):
+        serving.log_embedding_model(model, config, encoded.vocab, threshold)
 
     return Trained(result, count_parameters(model)[0], predict_split, log_model)
