@@ -20,14 +20,16 @@ from imdb_sentiment.errors import UserError, run_main
 HOST = "127.0.0.1"
 
 
-def check_port_free(port: int) -> None:
-    """Fail in one line before MLflow would fail in many."""
+def check_port_free(port: int, retry: str = "make mlflow-ui MLFLOW_PORT={port}") -> None:
+    """Fail in one line before MLflow would fail in many; `retry` (with {port}) says what to run instead."""
+    if not 0 < port < 65536:
+        raise UserError(f"port {port} is not a TCP port (1-65535)")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((HOST, port))
         except OSError:
             raise UserError(f"port {port} on {HOST} is in use; pick another, "
-                            f"e.g. make mlflow-ui MLFLOW_PORT={port + 1}") from None
+                            f"e.g. {retry.format(port=port + 1)}") from None
 
 
 def server_command(tracking_uri: str, port: int) -> list[str]:
@@ -43,8 +45,6 @@ def main(argv=None):
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        raise UserError(f"port {args.port} is not a TCP port (1-65535)")
     check_port_free(args.port)
     tracking_uri = args.tracking_uri or paths.default_tracking_uri()
     print(f"MLflow UI: http://{HOST}:{args.port}  (store: {tracking_uri}; Ctrl-C to stop)",

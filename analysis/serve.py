@@ -1,0 +1,79 @@
+"""python analysis/serve.py --model URI [--port 5050] [--workers 1]
+
+Serves a logged review model over HTTP on 127.0.0.1 (`make serve
+MODEL=models:/imdb-lstm@champion [PORT=5050]`, or MODEL=runs:/<id>/model):
+MLflow's scoring server (`mlflow models serve --env-manager local`, this
+environment, no new one). POST reviews to /invocations in any of MLflow's
+JSON formats, e.g.
+
+    curl -s http://127.0.0.1:5050/invocations -H 'Content-Type: application/json' \\
+         -d '{"dataframe_split": {"columns": ["review"], "data": [["A wonderful film."]]}}'
+    {"predictions": [{"probability": 0.93, "label": 1}]}
+
+`label` is 1 when the probability reaches the threshold that was best on the
+run's validation reviews. A request without a `review` column of strings, or
+with no reviews, gets a 400 with one line saying what was expected. An unknown
+run, model, version or alias is a one-line error before the server starts.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis._mlflow_ui import HOST, check_port_free
+from imdb_sentiment import paths
+from imdb_sentiment.errors import UserError, run_main
+
+DEFAULT_PORT = 5050  # the UI takes 5000
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(f"analysis/serve.py: {message} (see --help)")
+
+
+def server_command(model_uri: str, port: int, workers: int = 1) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "models", "serve", "--model-uri", model_uri, "--env-manager", "local",
+            "--host", HOST, "--port", str(port), "--workers", str(workers)]
+
+
+def main(argv=None):
+    parser = _Parser(prog="analysis/serve.py", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True,
+                        help="runs:/<id>/model, models:/<name>@<alias> or models:/<name>/<version>")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)),
+                        help=f"port on {HOST} (default: $PORT or {DEFAULT_PORT})")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (default: 1)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        raise UserError(f"--workers: expected an integer >= 1, got {args.workers}")
+    check_port_free(args.port, retry="make serve MODEL=... PORT={port}")
+    tracking_uri = args.tracking_uri or paths.default_tracking_uri()
+
+    import mlflow
+
+    from imdb_sentiment import serving, tracking
+
+    mlflow.set_tracking_uri(tracking_uri)
+    problem = tracking.model_uri_problem(args.model, serving.MODEL_TYPE)
+    if problem:
+        raise UserError(f"--model {args.model}: {problem}")
+    print(f"serving {args.model} on http://{HOST}:{args.port}/invocations  (store: {tracking_uri}; "
+          "Ctrl-C to stop)", flush=True)
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # the server resolves the URI in this store
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow starts `uvicorn` by name: this environment's, also when .venv/bin is not on the PATH.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    command = server_command(args.model, args.port, args.workers)
+    os.execv(command[0], command)  # signals reach the server itself, not a wrapper
+
+
+if __name__ == "__main__":
+    run_main(main)
