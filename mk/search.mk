@@ -1,11 +1,16 @@
 # Optuna searches (issue 5): each trial trains as the family's train/ script does.
 # Flags go through ARGS, e.g. make search-max-length ARGS="--family gru --budget-gpu-hours 2".
+# Any fields of any family: make search FAMILY=gru ARGS="--param lr=loguniform:1e-4:1e-2 --param dropout=uniform:0.1:0.5".
 # Many workers: run the same command on each machine with --storage postgresql://... and
 # MLFLOW_TRACKING_URI pointing at one MLflow server (README.md, "Hyperparameter search").
 OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlflow/optuna.db
 DASHBOARD_PORT ?= 8080
+FAMILY ?=
 
-.PHONY: search-lora search-rdrop search-scl search-max-length optuna-dashboard
+.PHONY: search search-lora search-rdrop search-scl search-max-length optuna-dashboard
+
+search: data-ready ## Optuna over any config fields: make search FAMILY=gru ARGS="--param lr=loguniform:1e-4:1e-2"
+	$(PY) search/custom.py $(if $(FAMILY),--family $(FAMILY)) $(ARGS)
 
 search-lora: data-ready ## Optuna: LoRA r, alpha and lr of DeBERTa-LoRA (device-hour budget, resumable)
 	$(PY) search/lora.py $(ARGS)

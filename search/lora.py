@@ -1,9 +1,10 @@
 """make search-lora ARGS="..."   (or: python search/lora.py --help)
 
-Optuna study of LoRA rank r, alpha and the learning rate of the DeBERTa LoRA family (`--family rdrop-lora`, `scl-lora` too).
-Search space: SEARCH_SPACES["lora"] in imdb_sentiment/search.py; the trials
-train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
+Optuna study of LoRA rank r, alpha and the learning rate of the DeBERTa LoRA family
+(`--family rdrop-lora`, `scl-lora` too; without a GPU: bert-lora on the packaged MiniLM).
+Search space: PRESETS["lora"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
+trials train exactly as the family's train/ script does, with its flags passed through. Budget,
+resume, pruning, objectives and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search

@@ -1,9 +1,10 @@
 """make search-max-length ARGS="..."   (or: python search/max_length.py --help)
 
-Optuna study of max_length for a chosen family (`--family lstm`, `--family bert`, ...): how many tokens a review needs.
-Search space: SEARCH_SPACES["max_length"] in imdb_sentiment/search.py; the trials
-train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
+Optuna study of max_length for a chosen family (`--family lstm`, `--family bert`, ...):
+how many tokens a review needs.
+Search space: PRESETS["max_length"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
+trials train exactly as the family's train/ script does, with its flags passed through. Budget,
+resume, pruning, objectives and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search

@@ -1,9 +1,10 @@
 """make search-rdrop ARGS="..."   (or: python search/rdrop.py --help)
 
-Optuna study of the R-Drop weight alpha (KL between two dropout passes) of the R-Drop encoder family.
-Search space: SEARCH_SPACES["rdrop"] in imdb_sentiment/search.py; the trials
-train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
+Optuna study of the R-Drop weight alpha (KL between two dropout passes) of the R-Drop
+encoder family (`--family rdrop-lora` too).
+Search space: PRESETS["rdrop"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
+trials train exactly as the family's train/ script does, with its flags passed through. Budget,
+resume, pruning, objectives and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search

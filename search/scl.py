@@ -1,9 +1,10 @@
 """make search-scl ARGS="..."   (or: python search/scl.py --help)
 
-Optuna study of the supervised-contrastive (SCL) temperature and its weight lambda against cross-entropy.
-Search space: SEARCH_SPACES["scl"] in imdb_sentiment/search.py; the trials
-train exactly as the family's train/ script does, with its flags passed
-through. Budget, resume, pruning and workers: README.md, "Hyperparameter search".
+Optuna study of the supervised-contrastive (SCL) temperature and its weight lambda against
+cross-entropy (`--family scl-lora` too).
+Search space: PRESETS["scl"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
+trials train exactly as the family's train/ script does, with its flags passed through. Budget,
+resume, pruning, objectives and workers: README.md, "Hyperparameter search".
 """
 
 from imdb_sentiment import search
