@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from tests.support import PYTHON, REPO
 from tests.support import TINY_LSTM, check_budget_records, free_port, wait_for_http
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # subprocess workers and an MLflow server
 
 EXPERIMENT = "search-distributed"
 
@@ -69,7 +69,9 @@ def test_two_workers_share_one_study(postgres_url, mlflow_server, tiny_data_dir)
 
     study_name = f"distributed-{uuid.uuid4().hex[:8]}"
     storage = storage_url(postgres_url)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT}
+    # PYTHONPATH: the workers import this checkout's package, wherever the venv's editable install points.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT,
+           "PYTHONPATH": str(REPO)}
 
     def command(*extra):
         return [PYTHON, "search/max_length.py", "--family", "lstm", "--data-dir", str(tiny_data_dir),
