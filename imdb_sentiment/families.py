@@ -28,6 +28,7 @@ TABLES = {
     "encoders": "Pretrained encoders",
     "deberta_peft": "DeBERTa PEFT",
     "unsloth_rdrop_scl": "Unsloth, R-Drop and SCL",
+    "combined": "Ensembles and distilled students",
 }
 
 # PEFT methods an encoder family can be run with (EncoderConfig.method); a run
@@ -76,6 +77,7 @@ RECIPES = {
     "encoder": Recipe("encoder", "imdb_sentiment.config:EncoderConfig", "imdb_sentiment.recipes.encoder",
                       {"model": MINILM, "limit": 400, "epochs": 1, "max_length": 128, "budget_gpu_hours": 0.5,
                        "n_trials": 6}),
+    "ensemble": Recipe("ensemble", "imdb_sentiment.config:EnsembleConfig", "imdb_sentiment.recipes.ensemble"),
     "tfidf": Recipe("tfidf", "imdb_sentiment.config:TfidfConfig", "imdb_sentiment.recipes.tfidf",
                     {"budget_gpu_hours": 0.5, "n_trials": 8}),
 }
@@ -169,6 +171,8 @@ FAMILIES = {family.name: family for family in [
              regulariser="rdrop", method="lora"),
     _encoder("scl-lora", "unsloth_rdrop_scl", "SCL with LoRA on BERT", "bert", model="bert-base-uncased",
              regulariser="scl", method="lora"),
+    Family("ensemble", "ensemble", "combined",
+           "logistic-regression stacking of finished runs (--families a,b or --runs ID,ID; default all)"),
 ]}
 
 

@@ -1,0 +1,161 @@
+"""Combining finished runs: their logged predictions, the split they share, a stacker.
+
+Every run logs its validation predictions (`val_predictions.csv`) and its test
+predictions (`predictions.csv`), both with the review ids. An ensemble is
+fitted on the validation predictions alone, so its members must have been
+validated on the very same reviews: the split is a function of the data
+(`data_sha256`), `seed`, `val_fraction` and `limit` (data.load_splits is
+deterministic in those), and runs that log `val_split_sha256` (the hash of
+the validation ids in order) are compared on it too. A member that differs is
+refused with one line naming it and the difference.
+
+Test predictions and test labels never reach a fit: `fit_stacker` takes
+validation features and labels only.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import paths, tracking
+from .errors import UserError
+
+# The params that decide which reviews a run trained, validated and tested on.
+SPLIT_PARAMS = ("data_sha256", "seed", "val_fraction", "limit")
+SPLIT_HASH = "val_split_sha256"
+PREDICTION_FILES = {"val": "val_predictions.csv", "test": "predictions.csv"}
+# Families made of other runs: never members of an "all families" ensemble.
+COMBINED_FAMILIES = ("ensemble", "distill")
+
+
+@dataclass(frozen=True)
+class Member:
+    run_id: str
+    family: str
+    params: dict
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    tracking.configure()
+    return MlflowClient()
+
+
+def member_of(run) -> Member:
+    return Member(run.info.run_id, run.data.tags.get("family", "?"), dict(run.data.params))
+
+
+def finished_run(run_id: str):
+    run = tracking.get_run(run_id)
+    if run is None:
+        raise UserError(f"--runs {run_id}: no such run in the MLflow store")
+    if run.info.status != "FINISHED":
+        raise UserError(f"--runs {run_id}: the run is {run.info.status}; only finished runs can be combined")
+    return run
+
+
+def best_runs(families: list[str] | None, experiment: str | None = None) -> list[Member]:
+    """Each family's finished run with the best validation accuracy (all families when None)."""
+    client = _client()
+    found = client.get_experiment_by_name(experiment or paths.experiment_name())
+    if found is None:
+        raise UserError("no MLflow experiment with runs yet: train some families first")
+    runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["metrics.best_val_acc DESC"], max_results=5000)
+    best = {}
+    for run in runs:
+        family = run.data.tags.get("family")
+        if family and "test_acc" in run.data.metrics and family not in best and \
+                run.data.tags.get("study_parent") != "true":
+            best[family] = run
+    if families is None:
+        chosen = [name for name in best if name not in COMBINED_FAMILIES]
+    else:
+        missing = [name for name in families if name not in best]
+        if missing:
+            raise UserError(f"--families: no finished run of {', '.join(missing)} "
+                            f"(families with one: {', '.join(sorted(best)) or 'none'})")
+        chosen = families
+    return [member_of(best[name]) for name in chosen]
+
+
+def split_of(params: dict) -> dict:
+    return {key: params.get(key, "None") for key in SPLIT_PARAMS}
+
+
+def check_same_split(members: list[Member], expected: dict) -> None:
+    """Every member validated on the reviews `expected` (SPLIT_PARAMS of the combining run) names."""
+    reference_hash = next((m.params[SPLIT_HASH] for m in members if SPLIT_HASH in m.params), None)
+    for member in members:
+        differences = [f"{key} {member.params.get(key, 'None')} (not {value})"
+                       for key, value in expected.items() if str(member.params.get(key, "None")) != str(value)]
+        if SPLIT_HASH in member.params and member.params[SPLIT_HASH] != reference_hash:
+            differences.append(f"{SPLIT_HASH} {member.params[SPLIT_HASH][:12]} (not {reference_hash[:12]})")
+        if differences:
+            raise UserError(f"member {member.run_id} ({member.family}) was validated on other reviews: "
+                            f"{'; '.join(differences)}; combine runs with the same data, --seed, "
+                            "--val-fraction and --limit")
+
+
+def predictions(member: Member, split: str, ids) -> np.ndarray:
+    """P(positive) the member logged for `ids` of a split ("val" or "test"), in that order."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = PREDICTION_FILES[split]
+    with tracking.scratch_dir() as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=member.run_id, artifact_path=name, dst_path=scratch)
+        except (MlflowException, OSError):
+            raise UserError(f"member {member.run_id} ({member.family}) logged no {name}: it was trained "
+                            "before runs logged their validation predictions; train it again") from None
+        frame = pd.read_csv(path, dtype={"id": str})
+    by_id = dict(zip(frame["id"], frame["prob_positive"]))
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise UserError(f"member {member.run_id} ({member.family}): {name} lacks {len(missing)} of the "
+                        f"{len(ids)} {split} reviews (e.g. {missing[0]})")
+    return np.array([by_id[i] for i in ids], dtype=np.float64)
+
+
+def logit(probs: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probs, 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped))
+
+
+def features(members: list[Member], split: str, ids) -> np.ndarray:
+    """[reviews, members]: each member's logit of P(positive)."""
+    return np.stack([logit(predictions(member, split, ids)) for member in members], axis=1)
+
+
+@dataclass
+class Stacker:
+    """Logistic regression on the members' logits."""
+    coef: np.ndarray
+    intercept: float
+
+    def predict(self, logits: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(logits @ self.coef + self.intercept)))
+
+    def to_json(self, members: list[Member]) -> str:
+        return json.dumps({"members": [{"run_id": m.run_id, "family": m.family} for m in members],
+                           "coef": self.coef.tolist(), "intercept": self.intercept}, indent=2)
+
+
+def fit_stacker(val_logits: np.ndarray, val_labels: np.ndarray, seed: int) -> tuple[Stacker, np.ndarray]:
+    """(the stacker fitted on all validation reviews, out-of-fold P(positive) of each validation review).
+
+    The out-of-fold probabilities (5 folds) say how the stacker does on reviews
+    it was not fitted on: the honest validation accuracy of an ensemble.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    model = LogisticRegression(C=1.0, max_iter=1000)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    out_of_fold = cross_val_predict(model, val_logits, val_labels, cv=folds, method="predict_proba")[:, 1]
+    model.fit(val_logits, val_labels)
+    return Stacker(model.coef_[0].astype(np.float64), float(model.intercept_[0])), out_of_fold
