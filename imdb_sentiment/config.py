@@ -312,3 +312,19 @@ class TfidfConfig(RunConfig):
         require(1 <= self.ngram_max <= 5, "ngram_max", "an integer from 1 to 5", self.ngram_max)
         require(16 <= self.hash_bits <= 26, "hash_bits", "an integer from 16 to 26", self.hash_bits)
         require(self.C > 0, "C", "a positive number", self.C)
+
+
+@dataclasses.dataclass
+class EnsembleConfig(RunConfig):
+    """Settings of the ensemble family: which finished runs it stacks."""
+    families: str | None = option(None, "comma-separated families whose best finished run (by validation "
+                                        "accuracy) is a member; default: every family's best run")
+    runs: str | None = option(None, "comma-separated MLflow run ids to stack instead of --families")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(not (self.families and self.runs), "runs", "either --families or --runs, not both", self.runs)
+        for name in ("families", "runs"):
+            value = getattr(self, name)
+            require(value is None or all(part.strip() for part in value.split(",")), name,
+                    "comma-separated names without empty entries", value)
