@@ -2,6 +2,7 @@
 predictions only, refusal of members validated on other reviews."""
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_a_member_validated_on_other_reviews_is_refused(difference, message, mlf
 
     log_member(mlflow_store, data_dir, tmp_path, "cnn", noise=0.25)
     other = log_member(mlflow_store, data_dir, tmp_path, "gru", noise=0.45, **difference)
-    with pytest.raises(UserError, match=rf"member {other} \(gru\) was validated on other reviews: {message}"):
+    with pytest.raises(UserError, match=re.escape(f"member {other} (gru) was validated on other reviews: {message}")):
         ensemble(data_dir)
 
 

@@ -1,6 +1,7 @@
-"""make train-ensemble   (or: python train/ensemble.py --help;  make ensemble)
+"""make train-ensemble   (or: python train/ensemble.py --help)
 
-Stacks finished runs: logistic regression on the members' logits of P(positive),
+`make ensemble` is the same target. It
+stacks finished runs: logistic regression on the members' logits of P(positive),
 fitted on their validation predictions only (out-of-fold accuracy reported),
 with the plain mean of their probabilities as the baseline. Members: each
 family's best finished run (--families lstm,tfidf,...; default every family)

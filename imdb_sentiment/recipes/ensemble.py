@@ -70,7 +70,7 @@ def train(config: EnsembleConfig, prepared: Prepared, splits: data.Splits, on_ep
           flush=True)
     probabilities = {"val": out_of_fold, "test": stacker.predict(test_logits)}
 
-    def log_model():
+    def log_model(threshold):
         tracking.log_text(stacker.to_json(members), "ensemble.json")
 
     result = FitResult(best_epoch=1, best_val_acc=stacked_val_acc, history=[],
