@@ -32,7 +32,7 @@ def study_markdown(rows: list[dict]) -> str:
     if not rows:
         return "No search studies in this experiment yet."
     header = ["Study", "Family", "Finished", "Pruned", "Failed", "Device-hours",
-              "Best value", "Best params", "Best run", "Note"]
+              "Best value", "Best params", "Best trial's test acc", "Best run", "Note"]
     cells = []
     for row in rows:
         link = f"[{row['best_run_id'][:8]}]({row['best_run_url']})" if row["best_run_id"] else ""
@@ -40,7 +40,7 @@ def study_markdown(rows: list[dict]) -> str:
                       *("" if row[k] is None else str(row[k])
                         for k in ("trials_finished", "trials_pruned", "trials_failed")),
                       fmt.fixed(row["device_hours"], 2), fmt.fixed(row["best_value"]),
-                      row["best_params"] or "", link, row["note"] or ""])
+                      row["best_params"] or "", fmt.fixed(row["best_test_acc"]), link, row["note"] or ""])
     return fmt.markdown_table(header, cells)
 
 
@@ -59,7 +59,8 @@ def benchmark_markdown(runs: list[Run]) -> str:
 
 
 def render_markdown(tables: list[Table], studies: list[dict], experiment: str, select: str,
-                    benchmarks: str | None = None, methods: list[dict] | None = None) -> str:
+                    benchmarks: str | None = None, methods: list[dict] | None = None,
+                    include_studies: bool = True) -> str:
     """The results section: the same text goes to results.md and the README."""
     rule = ("the finished run with the best validation accuracy" if select == "best"
             else "the newest finished run")
@@ -75,7 +76,8 @@ def render_markdown(tables: list[Table], studies: list[dict], experiment: str, s
                   "on one backbone. vs plain = test accuracy minus that of plain full fine-tuning "
                   "(method none, no regulariser) on the same checkpoint and data.",
                   method_markdown(methods)]
-    parts += ["### Hyperparameter searches", study_markdown(studies)]
+    if include_studies:
+        parts += ["### Hyperparameter searches", study_markdown(studies)]
     if benchmarks is not None:
         parts += ["### Benchmarks", benchmarks]
     return "\n\n".join(parts) + "\n"

@@ -24,7 +24,7 @@ METHOD_COLUMNS = ["model", "method", "quantize", "regulariser", "limit", "tokens
                   "family", "run_id", "test_acc", "test_auc", "best_val_acc", "best_epoch",
                   "train_seconds", "device", "trainable_params", "vs_plain"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
-                 "device_hours", "best_value", "best_params", "best_run_id", "best_run_url",
+                 "device_hours", "best_value", "best_params", "best_test_acc", "best_run_id", "best_run_url",
                  "note"]
 
 
@@ -199,6 +199,7 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
     its parent run, and an interrupted one has spent real device-hours. The
     note says when the study did not end normally.
     """
+    by_id = {run.run_id: run for run in runs}
     rows = []
     for study, parents in study_parents(runs).items():
         parent = latest(parents)
@@ -216,6 +217,8 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
                    device_hours=parent.metrics.get("device_hours_spent"),
                    best_value=parent.metrics.get("best_value"),
                    best_params=", ".join(f"{k}={v}" for k, v in best_params),
+                   # the best trial (chosen on validation) scored on the test reviews, as every run is
+                   best_test_acc=by_id[best_child].metrics.get("test_acc") if best_child in by_id else None,
                    best_run_id=best_child or None,
                    best_run_url=run_url(best_child) if best_child else None,
                    note="" if parent.finished else f"study run {parent.status}")

@@ -121,8 +121,9 @@ def test_markdown_of_the_encoder_and_other_tables(store, tmp_path):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         "| logreg | `logreg` | 0.8800 |  | 0.8800 |  | cpu |  |  |  |  |\n\n"
     ) in text
-    # Every table of reference.csv, other models, the encoder methods, studies and benchmarks.
-    assert text.count("### ") == 8
+    # Every table of the registry (the combined one too), other models, the encoder methods,
+    # studies and benchmarks.
+    assert text.count("### ") == 9
     assert "| lstm_batching | ours_seconds 100.000, speedup 2.500 |" in text.split("### Benchmarks")[1]
     assert "| deberta-prefix | — |" in text.split("### DeBERTa PEFT")[1]
 
@@ -133,12 +134,12 @@ def test_study_table(store, tmp_path):
     url = f"http://localhost:9999/#/experiments/{exp}/runs/{ids['best_trial']}"
     assert (out / "studies.csv").read_text() == (
         "study,family,trials_finished,trials_pruned,trials_failed,device_hours,best_value,"
-        "best_params,best_run_id,best_run_url,note\n"
-        "cnn-search,,0,1,2,0.5,,,,,study run KILLED\n"
-        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.002",{ids["best_trial"]},{url},\n')
+        "best_params,best_test_acc,best_run_id,best_run_url,note\n"
+        "cnn-search,,0,1,2,0.5,,,,,,study run KILLED\n"
+        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.002",0.95,{ids["best_trial"]},{url},\n')
     md = (out / "results.md").read_text().split("### Hyperparameter searches\n\n")[1]
     assert md.splitlines()[3] == (
-        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.002 "
+        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.002 | 0.9500 "
         f"| [{ids['best_trial'][:8]}]({url}) |  |")
 
 
@@ -147,12 +148,27 @@ def test_readme_rewritten_between_markers(store, tmp_path):
     readme.write_text("# Lab\n\n## Results\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
     out = run_tables(store, tmp_path, "--readme", str(readme))
     text = readme.read_text()
+    # The results section is results.md without the studies, which have their own section.
     generated = (out / "results.md").read_text().removeprefix("# Results\n\n")
-    assert text == ("# Lab\n\n## Results\n<!-- results:start -->\n" + generated
-                    + "<!-- results:end -->\nafter\n")
+    before, studies = generated.split("### Hyperparameter searches\n\n")
+    assert text == ("# Lab\n\n## Results\n<!-- results:start -->\n" + before
+                    + studies[studies.index("### Benchmarks"):] + "<!-- results:end -->\nafter\n")
     # Idempotent: a second run changes nothing.
     run_tables(store, tmp_path, "--readme", str(readme))
     assert readme.read_text() == text
+
+
+def test_the_studies_section_is_rewritten_alone(store, tmp_path):
+    readme = tmp_path / "README.md"
+    kept = "<!-- results:start -->\nfrom an older store\n<!-- results:end -->\n"
+    readme.write_text(kept + "<!-- studies:start -->\nold\n<!-- studies:end -->\n")
+    run_tables(store, tmp_path, "--readme", str(readme), "--sections", "studies")
+    text = readme.read_text()
+    assert text.startswith(kept) and "old" not in text.removeprefix(kept)
+    assert "| lstm-search | lstm | 5 | 3 | 1 |" in text and "0.9500" in text  # the best trial's test acc
+    with pytest.raises(UserError, match="--sections tables: expected names of results, studies"):
+        tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--readme", str(readme),
+                     "--sections", "tables"])
 
 
 def test_readme_without_markers_is_a_clear_error(store, tmp_path):
@@ -201,15 +217,14 @@ def test_reference_row_with_a_stray_comma_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_make_tables(store, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n<!-- studies:start -->\n<!-- studies:end -->\n")
     # ARGS come after the target's own flags, so this --readme replaces README.md.
     done = run_make("tables", f"ARGS=--tracking-uri {store[0]} --out-dir {tmp_path} "
                               f"--readme {readme}")
     assert done.returncode == 0, done.stderr
-    assert readme.read_text() == ("<!-- results:start -->\n"
-                                  + (tmp_path / "results.md").read_text().removeprefix("# Results\n\n")
-                                  + "<!-- results:end -->\n")
-    assert f"| lstm | `bilstm` | 0.8812 |" in readme.read_text()
+    results, studies = readme.read_text().split("<!-- results:end -->")
+    assert f"| lstm | `bilstm` | 0.8812 |" in results and "| lstm-search | lstm |" not in results
+    assert "| lstm-search | lstm |" in studies
 
 
 def encoder(family, model_name, method="none", regulariser="none", quantize="none", limit=None,
