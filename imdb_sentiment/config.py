@@ -161,9 +161,19 @@ class NetworkConfig(RunConfig):
     warmup_ratio: float = option(0.05, "share of steps for linear warm-up, then linear decay")
     grad_clip: float = option(1.0, "gradient norm clip (0: off)")
     patience: int = option(2, "stop after this many epochs without a validation-accuracy gain (0: never)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", "auto: bf16 on GPUs that have it, fp16 with loss scaling on CUDA GPUs that do not (T4, "
+                "V100), on a CPU bf16 only where it is native and measured faster for the family, else fp32")
+    compile: bool = option(False, "torch.compile the model (pays off on a GPU after the first batches compile)")
+    resume: str | None = option(None, "RUN_ID: go on with this unfinished run (killed, crashed) from its last "
+                                      "finished epoch, in the same MLflow run; give the flags it started with")
+    keep_checkpoints: bool = option(False, "keep the checkpoint saved after each epoch once the run finishes "
+                                           "(default: removed)")
 
     def __post_init__(self):
         super().__post_init__()
+        require(self.resume is None or (len(self.resume) == 32 and set(self.resume) <= set("0123456789abcdef")),
+                "resume", "an MLflow run id (32 hex digits)", self.resume)
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1", self.eval_batch_size)
         require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
@@ -275,7 +285,6 @@ class EncoderConfig(NetworkConfig):
     weight_decay: float = new_default(NetworkConfig, "weight_decay", 0.01)
     warmup_ratio: float = new_default(NetworkConfig, "warmup_ratio", 0.1)
     patience: int = new_default(NetworkConfig, "patience", 1)
-    mixed_precision: bool = option(True, "bf16 autocast on GPUs that support it (no effect on CPU)")
     save_model: bool = option(True, "log the trained model (or PEFT adapter) with its tokenizer")
     cpu_threads: int = option(0, "torch CPU threads (0: all cores); on cores other jobs share, 1 can be "
                                  "several times faster than all")

@@ -17,16 +17,32 @@ only what is special about it, as two functions:
 on_epoch(epoch, metrics) runs after each epoch is logged (a search trial
 reports and prunes there by raising); parent_run_id nests the run under a
 study; extra_tags are added to its tags.
+
+Several processes (torchrun, `make train-<family> NPROC=N`): every process
+trains its shard and predicts; only the main one opens, logs and ends the
+run. A network family saves a checkpoint after each epoch under
+checkpoint_dir(run id) (not in a study's trials); `--resume RUN_ID` reopens
+that run and goes on from it; a run that finishes removes its checkpoints
+unless --keep-checkpoints.
 """
 
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
-from . import data, device as devices, serving, tracking
+from . import data, device as devices, paths, serving, tracking
+from .config import flatten
+from .errors import UserError
 from .families import Family, family_tag
 from .reporting import log_data, report_test
-from .training import FitResult, Outcome
+from .training import FitResult, FitSettings, NonFiniteLoss, Outcome, has_checkpoint
+
+# Flags a resumed run may give differently from its first start.
+RESUME_MAY_DIFFER = {"resume", "keep_checkpoints", "progress", "device", "run_name", "data_dir", "register"}
 
 
 @dataclass
@@ -38,6 +54,14 @@ class Prepared:
     params: dict = field(default_factory=dict)
     summary: str = ""           # added to the line printed at the start
     context: dict = field(default_factory=dict)  # what train() needs from the checks
+    precision: str = "fp32"     # resolved --precision (device.resolve_precision with the recipe's choice)
+    checkpoint_dir: Path | None = None  # set by run_family: where fit saves each epoch (None: nowhere)
+    resume: bool = False                # set by run_family: fit goes on from checkpoint_dir
+
+    def fit_settings(self, config) -> FitSettings:
+        """The shared loop's settings for this run: the config's, with what run_family resolved."""
+        return FitSettings.from_config(config, precision=self.precision, checkpoint_dir=self.checkpoint_dir,
+                                       resume_checkpoint=self.resume)
 
 
 @dataclass
@@ -49,6 +73,44 @@ class Trained:
     log_model: Callable[[float], None]  # log the model; its label: P(positive) >= this threshold
 
 
+def checkpoint_dir(run_id: str) -> Path:
+    """A run's checkpoints: beside a local MLflow store (<store>/checkpoints/<run id>), else
+    under the repo's mlflow/ (a remote tracking server keeps none of ours)."""
+    uri = paths.default_tracking_uri()
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        base = Path(uri[len("sqlite:///"):]).parent
+    elif parsed.scheme in ("", "file"):
+        base = Path(parsed.path)
+    else:
+        base = paths.MLFLOW_DIR
+    return base / "checkpoints" / run_id
+
+
+def check_resumable(config, tag: str):
+    """The run --resume names, after checking it can go on: it exists, did not finish, is of
+    this family, has a checkpoint, and was started with the same flags."""
+    run = tracking.get_run(config.resume)
+    where = paths.default_tracking_uri()
+    if run is None:
+        raise UserError(f"--resume {config.resume}: no such run in {where}")
+    if run.info.status == "FINISHED":
+        raise UserError(f"--resume {config.resume}: the run finished; there is nothing to resume")
+    if run.data.tags.get("family") != tag:
+        raise UserError(f"--resume {config.resume}: a {run.data.tags.get('family')} run, not {tag}")
+    if not has_checkpoint(checkpoint_dir(config.resume)):
+        raise UserError(f"--resume {config.resume}: no checkpoint in {checkpoint_dir(config.resume)} (the run "
+                        "ended before its first epoch did, or ran in a study)")
+    logged = run.data.params
+    differing = [f"--{name.replace('_', '-')} {logged[name]} (now {value})"
+                 for name, value in flatten(config).items()
+                 if name not in RESUME_MAY_DIFFER and name in logged and logged[name] != str(value)]
+    if differing:
+        raise UserError(f"--resume {config.resume}: the run started with " + ", ".join(differing)
+                        + "; give the flags it started with")
+    return run
+
+
 def run_family(family: Family, config, on_epoch: Callable | None = None, parent_run_id: str | None = None,
                extra_tags: dict | None = None) -> Outcome:
     """Train and test one model of `family` with `config`, logged as one MLflow run."""
@@ -56,24 +118,63 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
     recipe = family.recipe_of().load()
     tag = family_tag(family, config)
     prepared = recipe.prepare(config)
+    devices.init_processes(prepared.device)
+    main, processes = devices.is_main_process(), devices.world_size()
+    resume_id = getattr(config, "resume", None)
+    resumed = check_resumable(config, tag) if resume_id else None
     devices.set_seed(config.seed)
     splits = data.load_splits(config.data_dir, config.val_fraction, config.seed, config.limit)
-    print(f"{tag}: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test reviews "
-          f"on {prepared.device}{prepared.summary}", flush=True)
+    if main:
+        print(f"{tag}: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test reviews "
+              f"on {prepared.device}" + (f" x {processes} processes" if processes > 1 else "")
+              + f", {prepared.precision}{prepared.summary}", flush=True)
     tags = {"family": tag, "model": prepared.model, **prepared.tags, "device": prepared.device.type,
-            **(extra_tags or {})}
+            "precision": prepared.precision, "processes": processes, **(extra_tags or {})}
     params = tracking.run_params(config, {"data_sha256": splits.sha256, "device_resolved": str(prepared.device),
+                                          "precision_resolved": prepared.precision, "processes": processes,
                                           **prepared.params})
-    run_name = config.run_name or f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with tracking.start_run(run_name, tags, params, experiment=config.experiment,
-                            parent_run_id=parent_run_id) as run:
-        log_data(splits, config.data_dir)
-        trained = recipe.train(config, prepared, splits, on_epoch)
-        result = trained.result
-        final = report_test(splits, trained.predict("test"), trained.predict("val"), result.history,
-                            result.best_epoch, result.best_val_acc, result.train_seconds, started,
-                            trained.trainable_params)
-        trained.log_model(final["best_threshold"])
-    if config.register:  # once the run ended FINISHED
-        serving.register(run.info.run_id, config.register)
-    return Outcome(run.info.run_id, result.best_val_acc, final["test_acc"], result.history)
+    run_name = resumed.info.run_name if resumed else config.run_name or f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Study trials are not resumed (a study retries a lost trial), so they save no checkpoints.
+    checkpoints = hasattr(config, "keep_checkpoints") and parent_run_id is None
+    run_context = tracking.start_run(run_name, {**tags, "resumed": True} if resumed else tags,
+                                     None if resumed else params, experiment=config.experiment,
+                                     parent_run_id=parent_run_id, run_id=resume_id) if main else nullcontext()
+    trained = None
+    try:
+        with run_context as run:
+            run_id = devices.broadcast(run.info.run_id if main else None)
+            if checkpoints:
+                prepared.checkpoint_dir, prepared.resume = checkpoint_dir(run_id), bool(resumed)
+            if main and not resumed:
+                log_data(splits, config.data_dir)
+            trained = recipe.train(config, prepared, splits, on_epoch)
+            result = trained.result
+            # Every process predicts (its shard, then gathered); the main one reports.
+            test_probs, val_probs = trained.predict("test"), trained.predict("val")
+            final = None
+            if main:
+                final = report_test(splits, test_probs, val_probs, result.history, result.best_epoch,
+                                    result.best_val_acc, result.train_seconds, started - result.earlier_seconds,
+                                    trained.trainable_params, device_count=devices.device_count(prepared.device))
+                trained.log_model(final["best_threshold"])
+            final = devices.broadcast(final)
+    except NonFiniteLoss:
+        _remove_checkpoints(prepared, keep=False)  # resuming would meet the same loss again
+        raise
+    finally:
+        trained = None  # the model: freed before the next run of this process
+        devices.free_memory()
+    _remove_checkpoints(prepared, keep=getattr(config, "keep_checkpoints", False))
+    if main and config.register:  # once the run ended FINISHED
+        serving.register(run_id, config.register)
+    return Outcome(run_id, result.best_val_acc, final["test_acc"], result.history)
+
+
+def _remove_checkpoints(prepared: Prepared, keep: bool) -> None:
+    folder = prepared.checkpoint_dir
+    if folder is None or not devices.is_main_process() or not Path(folder).exists():
+        return
+    if keep:
+        print(f"checkpoints kept in {folder}", flush=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)

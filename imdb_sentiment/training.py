@@ -4,12 +4,21 @@ A family supplies a model and two small functions:
     forward(model, batch) -> logits [B, 2]                 (evaluation)
     compute_loss(model, batch) -> (loss, logits)           (training; default: CE on forward)
 so regularised losses (R-Drop, SCL) change the loss, not the loop.
+
+The loop runs on an `accelerate.Accelerator` (device.make_accelerator): device
+placement, autocast and fp16 loss scaling (--precision), gradient
+accumulation, DDP and gathering when torchrun started several processes,
+torch.compile (--compile), and the state a checkpoint saves and --resume
+restores. What stays ours: length-grouped batches sharded per process
+(batching.BucketBatchSampler), early stopping on validation accuracy with
+the best epoch's weights restored, and the guard against a non-finite loss.
 """
 
-import copy
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,9 +26,24 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import tracking
-from .device import autocast
+from . import device as devices, tracking
+from .batching import BucketBatchSampler
+from .errors import UserError
 from .losses import cross_entropy_loss
+
+LAST_CHECKPOINT = "last"  # checkpoint_dir/last: the state after the last finished epoch
+
+
+class NonFiniteLoss(UserError):
+    """A NaN or infinite training loss (beyond the steps fp16 loss scaling skips by itself).
+
+    A script prints it as one line and the MLflow run ends FAILED; a study prunes the
+    trial and keeps the reason (search.py catches this class)."""
+
+    def __init__(self, epoch: int, step: int, loss: float):
+        self.epoch, self.step, self.loss = epoch, step, loss
+        super().__init__(f"training loss became {loss} at epoch {epoch}, step {step}: the run cannot go on "
+                         "(lower --lr, keep --grad-clip on, or try --precision fp32)")
 
 
 @dataclass
@@ -31,15 +55,19 @@ class FitSettings:
     patience: int = 2
     warmup_ratio: float = 0.0
     grad_accumulation: int = 1
-    mixed_precision: bool = True
+    precision: str = "auto"      # auto | fp32 | bf16 | fp16 (device.resolve_precision)
+    compile: bool = False        # torch.compile the model
     progress: bool = True
-
+    checkpoint_dir: str | None = None  # a checkpoint after every epoch under it (None: none)
+    resume_checkpoint: bool = False    # go on from checkpoint_dir's last checkpoint
 
     @classmethod
-    def from_config(cls, config) -> "FitSettings":
-        """The loop's settings from a family config (fields of the same names; the rest default)."""
+    def from_config(cls, config, **overrides) -> "FitSettings":
+        """The loop's settings from a family config (fields of the same names; the rest default),
+        then `overrides` (the resolved precision, the run's checkpoint folder)."""
         names = {f for f in cls.__dataclass_fields__}
-        return cls(**{name: getattr(config, name) for name in names if hasattr(config, name)})
+        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
+        return cls(**{**values, **overrides})
 
 
 @dataclass
@@ -56,11 +84,9 @@ class FitResult:
     best_epoch: int
     best_val_acc: float
     history: list = field(default_factory=list)  # one dict of metrics per epoch
-    train_seconds: float = 0.0
-
-
-def _to_device(batch: dict, device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    train_seconds: float = 0.0   # over every session of the run (a resumed one included)
+    precision: str = "fp32"      # what it trained in: predict with the same
+    earlier_seconds: float = 0.0  # training time of the sessions before a --resume
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
@@ -75,107 +101,294 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def make_optimizer(model, settings: FitSettings, device: torch.device):
+    """AdamW over the trainable weights; CUDA's fused kernel (one launch for all weights) on a GPU."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = device.type == "cuda" and all(p.is_floating_point() for p in params)
+    return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay,
+                             **({"fused": True} if fused else {}))
+
+
+def _shard_for_training(loader, accelerator):
+    """The training loader as this process iterates it: each process its own slice of every
+    length-grouped global batch (BucketBatchSampler.shard), batches placed on the device.
+
+    accelerate's DataLoaderShard carries them so that gradient accumulation knows where an
+    epoch ends; accelerate's own sharding is used only for other samplers."""
+    from accelerate.data_loader import DataLoaderShard
+
+    sampler = loader.batch_sampler
+    if accelerator.num_processes > 1:
+        if not isinstance(sampler, BucketBatchSampler):
+            return accelerator.prepare_data_loader(loader)
+        sampler = sampler.shard(accelerator.num_processes, accelerator.process_index)
+    workers = {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory}
+    if loader.num_workers:
+        workers["persistent_workers"] = loader.persistent_workers
+    return DataLoaderShard(loader.dataset, device=accelerator.device, batch_sampler=sampler,
+                           collate_fn=loader.collate_fn, _non_blocking=loader.pin_memory, **workers)
+
+
 @torch.no_grad()
-def predict(model, loader, forward, device, mixed_precision: bool = True):
+def predict(model, loader, forward, device=None, precision: str = "fp32", accelerator=None,
+            all_processes: bool = False):
     """(probabilities of the positive class in dataset order, mean CE loss or nan).
 
     Batches carry "index" (their rows' dataset positions), so any sampler order works.
+    all_processes (or fit's accelerator): every process of a torchrun run calls this; each
+    predicts its shard (accelerate's, of the length-sorted batches) and gather_for_metrics
+    joins them, dropping the reviews repeated to even out the last batch, so every process
+    gets every review's probability exactly once. Otherwise this process predicts all.
 
     The model is put in eval mode: no dropout at evaluation.
     """
+    if accelerator is None and (not all_processes or devices.world_size() == 1):
+        # One process predicting alone (a served model too): plain PyTorch, no accelerate needed.
+        device = torch.device(device) if device is not None else devices.detect_device("auto")
+        batches = ({key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+                    for key, value in batch.items()} for batch in loader)
+        precision = devices.resolve_precision(precision, device)
+        autocast, gather = (lambda: devices.autocast(device, precision)), None
+    else:
+        from accelerate.data_loader import prepare_data_loader
+
+        if accelerator is None:
+            device = torch.device(device) if device is not None else devices.detect_device("auto")
+            accelerator = devices.make_accelerator(device, devices.resolve_precision(precision, device))
+        batches = prepare_data_loader(loader, device=accelerator.device, num_processes=accelerator.num_processes,
+                                      process_index=accelerator.process_index, put_on_device=True,
+                                      even_batches=True, non_blocking=loader.pin_memory)
+        autocast = accelerator.autocast
+        gather = accelerator.gather_for_metrics if accelerator.num_processes > 1 else None
     was_training = model.training
     model.eval()
-    order, probs, losses, count = [], [], 0.0, 0
-    for batch in loader:
-        batch_indices = batch["index"].tolist()
-        batch = _to_device(batch, device)
-        with autocast(device, mixed_precision):
-            logits = forward(model, batch).float()
-        probs.append(torch.softmax(logits, dim=-1)[:, 1].cpu())
-        order.extend(batch_indices)
-        if "labels" in batch and (batch["labels"] >= 0).all():
-            losses += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
-            count += len(batch_indices)
+    logits, labels, order = [], [], []
+    for batch in batches:
+        with autocast():
+            batch_logits = forward(model, batch).float()
+        gathered = (batch_logits, batch["labels"], batch["index"])
+        if gather:
+            gathered = gather(gathered)
+        for part, kept in zip(gathered, (logits, labels, order)):
+            kept.append(part.cpu())
     model.train(was_training)
-    result = np.empty(len(order), dtype=np.float64)
-    result[np.asarray(order, dtype=np.int64)] = torch.cat(probs).numpy() if probs else []
-    return result, (losses / count if count else float("nan"))
+    size = len(loader.dataset)
+    if not order:
+        return np.empty(0, dtype=np.float64), float("nan")
+    logits, labels, order = torch.cat(logits), torch.cat(labels), torch.cat(order).numpy()
+    if len(order) != size or np.bincount(order, minlength=size).max() != 1:
+        raise RuntimeError(f"predict gathered {len(order)} rows for {size} reviews")  # a sharding bug
+    result = np.empty(size, dtype=np.float64)
+    result[order] = torch.softmax(logits, dim=-1)[:, 1].double().numpy()
+    loss = F.cross_entropy(logits, labels).item() if (labels >= 0).all() else float("nan")
+    return result, loss
+
+
+class _Progress:
+    """What a checkpoint holds besides the model, optimiser, scheduler, scaler and RNG states
+    (accelerate saves those): the epochs done, their metrics, early stopping's state and the
+    best epoch's weights. The sampler needs only the epoch: its order is a function of
+    seed and epoch, and checkpoints fall between epochs."""
+
+    def __init__(self):
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best_val_acc = -1.0
+        self.best_epoch = 0
+        self.best_state: dict | None = None
+        self.stale = 0
+        self.train_seconds = 0.0
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+def _own(accelerator, model):
+    """The model itself inside what accelerate made of it (DDP, torch.compile; autocast kept)."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
+
+
+def _trained_weights_hooks(accelerator) -> None:
+    """Checkpoints hold the model's own state_dict (for a PEFT model wrapped in
+    encoders.loading.TrainedWeights: the adapter and head alone), saved by the main process:
+    accelerate would save the DDP wrapper's, where that override is not consulted."""
+    def save(models, weights, output_dir):
+        if accelerator.is_main_process:
+            states = {str(i): _own(accelerator, model).state_dict() for i, model in enumerate(models)}
+            torch.save({key: {name: value.detach().cpu() for name, value in state.items()}
+                        for key, state in states.items()}, Path(output_dir) / "trained_weights.pt")
+        weights.clear()
+
+    def load(models, input_dir):
+        states = torch.load(Path(input_dir) / "trained_weights.pt", map_location="cpu", weights_only=True)
+        for i, model in enumerate(models):
+            _own(accelerator, model).load_state_dict(states[str(i)])
+        models.clear()
+
+    accelerator.register_save_state_pre_hook(save)
+    accelerator.register_load_state_pre_hook(load)
+
+
+def _save_checkpoint(accelerator, folder: Path) -> None:
+    """accelerator.save_state into a fresh folder, renamed over the last one when complete,
+    so that a run killed while saving resumes from the epoch before."""
+    partial = folder / f"{LAST_CHECKPOINT}.partial"
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        last = folder / LAST_CHECKPOINT
+        if last.exists():
+            shutil.rmtree(last)
+        partial.rename(last)
+    accelerator.wait_for_everyone()
+
+
+def has_checkpoint(folder) -> bool:
+    return folder is not None and (Path(folder) / LAST_CHECKPOINT).is_dir()
+
+
+def _check_finite(loss, epoch: int, step: int, accelerator) -> float:
+    """The step's loss as a float; NonFiniteLoss (on every process at once) if any is NaN/Inf."""
+    value = loss.detach().float()
+    if accelerator.num_processes > 1:  # all must stop together, or the others wait in backward
+        bad = accelerator.reduce((~torch.isfinite(value)).float().reshape(1), reduction="sum").item()
+        number = value.item()
+        if bad:
+            raise NonFiniteLoss(epoch, step, number if not math.isfinite(number) else "nan on another process")
+        return number
+    number = value.item()
+    if not math.isfinite(number):
+        raise NonFiniteLoss(epoch, step, number)
+    return number
+
+
+def _plain_module(model):
+    """The model as the caller passed it: accelerate's autocast wrapper on forward removed."""
+    forward = model.__dict__.get("forward")
+    if forward is not None and getattr(forward, "__func__", None) is type(model).forward:
+        del model.forward  # accelerate leaves the class's own forward as an instance attribute
+    return model
 
 
 def fit(model, train_loader, val_loader, settings: FitSettings, device, forward: Callable,
         compute_loss: Callable | None = None, on_epoch: Callable | None = None,
         optimizer=None) -> FitResult:
-    """Train with early stopping on validation accuracy; the best epoch's weights are restored."""
+    """Train with early stopping on validation accuracy; the best epoch's weights are restored.
+
+    Each epoch ends with a checkpoint when settings.checkpoint_dir is set, before on_epoch
+    runs (so a run stopped there resumes after that epoch)."""
     compute_loss = compute_loss or cross_entropy_loss(forward)
-    model.to(device)
-    if optimizer is None:
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(train_loader) / settings.grad_accumulation)
-    scheduler = linear_schedule(optimizer, steps_per_epoch * settings.epochs, settings.warmup_ratio)
+    device = torch.device(device)
+    precision = devices.resolve_precision(settings.precision, device)
+    accelerator = devices.make_accelerator(device, precision, settings.grad_accumulation, settings.compile)
+    prepared = accelerator.prepare(model)
+    optimizer = accelerator.prepare(optimizer or make_optimizer(model, settings, accelerator.device))
+    train_shard = _shard_for_training(train_loader, accelerator)
+    steps_per_epoch = math.ceil(len(train_shard) / settings.grad_accumulation)
+    # Stepped by hand once per optimiser step: accelerate's wrapper would step it once per process.
+    scheduler = linear_schedule(optimizer.optimizer, steps_per_epoch * settings.epochs, settings.warmup_ratio)
     val_labels = np.asarray(val_loader.dataset.labels)
-    best = FitResult(best_epoch=0, best_val_acc=-1.0)
-    best_state, stale = None, 0
-    start = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    state = _Progress()
+    accelerator.register_for_checkpointing(scheduler, state)
+    _trained_weights_hooks(accelerator)
+    folder = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
+    earlier_seconds = 0.0
+    if settings.resume_checkpoint:
+        if not has_checkpoint(folder):
+            raise UserError(f"--resume: no checkpoint in {folder}")
+        accelerator.load_state(str(folder / LAST_CHECKPOINT))
+        earlier_seconds = state.train_seconds
+        if accelerator.is_main_process:
+            print(f"resumed after epoch {state.epoch} (best val_acc {state.best_val_acc:.4f} at epoch "
+                  f"{state.best_epoch})", flush=True)
+    session_start = time.perf_counter()
+    main = accelerator.is_main_process
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
+        if settings.patience and state.stale >= settings.patience:
+            break  # a run resumed after the epoch that stopped it early
         epoch_start = time.perf_counter()
-        if hasattr(train_loader.batch_sampler, "set_epoch"):
-            train_loader.batch_sampler.set_epoch(epoch)
-        model.train()
+        train_shard.set_epoch(epoch)
+        prepared.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{settings.epochs}", disable=not settings.progress,
+        bar = tqdm(train_shard, desc=f"epoch {epoch}/{settings.epochs}", disable=not (settings.progress and main),
                    mininterval=1.0, leave=False, dynamic_ncols=True)
-        optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(bar, start=1):
-            batch = _to_device(batch, device)
-            with autocast(device, settings.mixed_precision):
-                loss, logits = compute_loss(model, batch)
-            (loss / settings.grad_accumulation).backward()
-            if step % settings.grad_accumulation == 0 or step == len(train_loader):
-                if settings.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            with accelerator.accumulate(prepared):
+                with accelerator.autocast():
+                    loss, logits = compute_loss(prepared, batch)
+                loss_value = _check_finite(loss, epoch, step, accelerator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and settings.grad_clip:
+                    accelerator.clip_grad_norm_(prepared.parameters(), settings.grad_clip)
                 optimizer.step()
-                scheduler.step()
+                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             size = len(batch["labels"])
-            loss_sum += loss.item() * size
+            loss_sum += loss_value * size
             correct += (logits.argmax(-1) == batch["labels"]).sum().item()
             seen += size
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         bar.close()
-        val_probs, val_loss = predict(model, val_loader, forward, device, settings.mixed_precision)
+        train_seconds = time.perf_counter() - epoch_start
+        # Every process's sums: the epoch's metrics are over all the reviews, the same on each.
+        totals = accelerator.reduce(torch.tensor([loss_sum, correct, seen], dtype=torch.float64,
+                                                 device=accelerator.device), reduction="sum").tolist()
+        val_probs, val_loss = predict(prepared, val_loader, forward, accelerator=accelerator)
         val_acc = float(np.mean((val_probs >= 0.5) == val_labels))
-        metrics = {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
+        metrics = {"train_loss": totals[0] / max(1, totals[2]), "train_acc": totals[1] / max(1, totals[2]),
                    "val_loss": val_loss, "val_acc": val_acc,
-                   "epoch_seconds": time.perf_counter() - epoch_start}
-        best.history.append(metrics)
-        print(f"epoch {epoch}: train_loss {metrics['train_loss']:.4f} train_acc {metrics['train_acc']:.4f} "
-              f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({metrics['epoch_seconds']:.0f}s)", flush=True)
+                   "epoch_seconds": time.perf_counter() - epoch_start,
+                   # training alone (no validation), per batch of this process: what precision,
+                   # compile and batching change
+                   "step_ms": 1000 * train_seconds / max(1, len(train_shard))}
+        state.history.append(metrics)
+        if main:
+            print(f"epoch {epoch}: train_loss {metrics['train_loss']:.4f} train_acc {metrics['train_acc']:.4f} "
+                  f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({metrics['epoch_seconds']:.0f}s)", flush=True)
         # The snapshot is taken before on_epoch, so the weights kept are the
         # ones that scored val_acc, whatever a callback does next.
-        if val_acc > best.best_val_acc:
-            best.best_val_acc, best.best_epoch, stale = val_acc, epoch, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if val_acc > state.best_val_acc:
+            state.best_val_acc, state.best_epoch, state.stale = val_acc, epoch, 0
+            state.best_state = {name: value.detach().to("cpu", copy=True)
+                                for name, value in _own(accelerator, prepared).state_dict().items()}
         else:
-            stale += 1
+            state.stale += 1
+        state.epoch = epoch
+        state.train_seconds = earlier_seconds + time.perf_counter() - session_start
+        if folder is not None:
+            _save_checkpoint(accelerator, folder)
         if on_epoch:
             on_epoch(epoch, metrics)
-        if settings.patience and stale >= settings.patience:
-            print(f"early stop: no val_acc gain for {stale} epochs", flush=True)
+        if settings.patience and state.stale >= settings.patience:
+            if main:
+                print(f"early stop: no val_acc gain for {state.stale} epochs", flush=True)
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    best.train_seconds = time.perf_counter() - start
-    return best
+    model = _plain_module(accelerator.unwrap_model(prepared, keep_fp32_wrapper=False, keep_torch_compile=False))
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    result = FitResult(best_epoch=state.best_epoch, best_val_acc=state.best_val_acc, history=state.history,
+                       train_seconds=earlier_seconds + time.perf_counter() - session_start, precision=precision,
+                       earlier_seconds=earlier_seconds)
+    accelerator.free_memory()
+    devices.free_memory()
+    return result
 
 
 def fit_logged(model, train_loader, val_loader, settings: FitSettings, device, forward,
                compute_loss=None, on_epoch: Callable | None = None) -> FitResult:
-    """fit() with each epoch's metrics logged to the active MLflow run before
-    on_epoch (a search trial's report / prune) sees them."""
+    """fit() with each epoch's metrics logged to the active MLflow run (by the main process)
+    before on_epoch (a search trial's report / prune) sees them."""
 
     def epoch_done(epoch, metrics):
-        tracking.log_epoch(epoch, metrics)
+        if devices.is_main_process():
+            tracking.log_epoch(epoch, metrics)
         if on_epoch:
             on_epoch(epoch, metrics)
 
