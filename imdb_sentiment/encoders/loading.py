@@ -27,6 +27,14 @@ def quantization_config(config: EncoderConfig, model_type: str):
                               bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=skip)
 
 
+def _supports_sdpa(name: str) -> bool:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    model_class = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.get(type(AutoConfig.from_pretrained(name)), None)
+    return bool(getattr(model_class, "_supports_sdpa", False))
+
+
 def _enable_checkpointing(model):
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
@@ -37,6 +45,8 @@ def load_transformers_model(config: EncoderConfig, model_type: str, device: torc
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     kwargs = {"num_labels": 2}
+    if _supports_sdpa(config.model):  # PyTorch's fused attention kernels; DeBERTa has none (eager)
+        kwargs["attn_implementation"] = "sdpa"
     quantization = quantization_config(config, model_type)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
