@@ -12,6 +12,12 @@ FROM ?=
 LOCAL_DATA ?= $(wildcard ../shared/data/word2vec-nlp-tutorial)
 FORCE ?=
 PYTEST_ARGS ?=
+# NPROC=N trains on N data-parallel processes (N GPUs, or N CPU processes over gloo), started by
+# torchrun --standalone (a free local port, so runs side by side do not collide); each process takes
+# its share of the cores unless OMP_NUM_THREADS says otherwise.
+NPROC ?= 1
+LAUNCH = $(if $(filter-out 1,$(NPROC)),OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(( $$(nproc) / $(NPROC) > 0 ? $$(nproc) / $(NPROC) : 1 ))} \
+	$(VENV)/bin/torchrun --standalone --nproc_per_node $(NPROC),$(PY))
 
 .DEFAULT_GOAL := help
 .PHONY: help families setup setup-gpu data data-ready test test-fast bench-lstm
@@ -49,10 +55,10 @@ test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end 
 	$(PY) -m pytest -q -m "not slow and not browser and not postgres" $(PYTEST_ARGS)
 
 # Every family of imdb_sentiment/families.py: make train-<family> runs train/<family>.py
-# (dashes as underscores) with ARGS, e.g. make train-lstm ARGS="--epochs 5".
+# (dashes as underscores) with ARGS, e.g. make train-lstm ARGS="--epochs 5"; NPROC=2 on two processes.
 train-%: data-ready
 	@test -f "train/$(subst -,_,$*).py" || { echo "error: no family '$*'; make families lists them" >&2; exit 2; }
-	$(PY) train/$(subst -,_,$*).py $(ARGS)
+	$(LAUNCH) train/$(subst -,_,$*).py $(ARGS)
 
 bench-lstm: data-ready ## time an LSTM epoch: our batching vs pad-everything-to-512
 	$(PY) bench/lstm_batching.py $(ARGS)
