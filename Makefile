@@ -20,7 +20,7 @@ LAUNCH = $(if $(filter-out 1,$(NPROC)),OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(( 
 	$(VENV)/bin/torchrun --standalone --nproc_per_node $(NPROC),$(PY))
 
 .DEFAULT_GOAL := help
-.PHONY: help families setup setup-gpu data data-ready test test-fast bench-lstm bench-precision
+.PHONY: help families setup setup-gpu data data-ready test test-fast bench-lstm bench-precision gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -65,6 +65,9 @@ bench-lstm: data-ready ## time an LSTM epoch: our batching vs pad-everything-to-
 
 bench-precision: data-ready ## fp32 vs bf16: ms per batch and test accuracy, MiniLM and LSTM (ARGS="--limit 2000")
 	$(PY) bench/precision.py $(ARGS)
+
+gpu-check: setup ## on a CUDA machine: what runs and how fast (precisions, 8/4-bit LoRA, unsloth, DDP, throughput)
+	$(PY) bench/gpu_check.py $(ARGS)
 
 # Each area keeps its targets in its own file.
 -include mk/*.mk
