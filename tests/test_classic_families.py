@@ -2,6 +2,7 @@
 finished MLflow run (in a temp store) must hold test_acc, the submission and the model."""
 
 
+import mlflow
 import pytest
 
 from imdb_sentiment.families import FAMILIES
@@ -31,7 +32,8 @@ def test_make_target_trains_and_logs_a_finished_run(family, mlflow_store, real_d
     assert run.data.metrics["trainable_params"] > 0
 
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
-    assert {"submission.csv", "predictions.csv", "vocab.json"} <= artifacts
+    assert {"submission.csv", "predictions.csv", "val_predictions.csv"} <= artifacts
+    assert "python_function" in mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model").flavors
     rows = read_submission(client, run.info.run_id, tmp_path)
     assert rows[0] == ["id", "sentiment"]
     assert len(rows) == 1 + 200  # --limit keeps 200 of the 25,000 test reviews

@@ -93,7 +93,14 @@ def artifact_names(client, run_id, path=None):
 
 
 def download_model(client, run_id, tmp_path) -> Path:
-    return Path(client.download_artifacts(run_id, "model", str(tmp_path)))
+    """The save_pretrained folder inside the run's logged pyfunc model (runs:/<id>/model)."""
+    import mlflow
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/model", dst_path=str(tmp_path))
+    return Path(folder) / "artifacts" / "encoder"
+
+
+def model_files(client, run_id, tmp_path) -> set[str]:
+    return {path.name for path in download_model(client, run_id, tmp_path).iterdir()}
 
 
 FULL_FINE_TUNING = {"bert": "bert", "distilbert": "distilbert", "roberta": "roberta", "deberta": "deberta",
@@ -101,29 +108,29 @@ FULL_FINE_TUNING = {"bert": "bert", "distilbert": "distilbert", "roberta": "robe
 
 
 @pytest.mark.parametrize("architecture", sorted(FULL_FINE_TUNING))
-def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, real_slice, store):
+def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, real_slice, store, tmp_path):
     name = f"full-{architecture}"
     train(architecture, tiny_args(real_slice, tiny_models[architecture], name))
     client, run = finished_run(store, name)
     assert run.data.tags["family"] == architecture
     assert run.data.tags["method"] == "none"
-    assert {"submission.csv", "predictions.csv", "learning_curve.png", "model"} <= artifact_names(
+    assert {"submission.csv", "predictions.csv", "val_predictions.csv", "learning_curve.png"} <= artifact_names(
         client, run.info.run_id)
-    assert {"config.json", "model.safetensors", "tokenizer.json", "imdb_encoder.json"} <= artifact_names(
-        client, run.info.run_id, "model")
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= model_files(client, run.info.run_id,
+                                                                                tmp_path)
     # Full fine-tuning trains every weight.
     assert run.data.metrics["trainable_params"] == int(run.data.params["total_params"])
 
 
 @pytest.mark.parametrize("bits", ["8bit", "4bit"])
-def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store):
+def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store, tmp_path):
     train("deberta-lora", tiny_args(real_slice, tiny_models["deberta"], f"lora-{bits}", "--quantize", bits))
     client, run = finished_run(store, f"lora-{bits}")
     assert run.data.tags["quantize"] == bits
     assert run.data.tags["family"] == "deberta-lora"
     assert run.data.params["lora_targets_resolved"] == "query_proj,value_proj"
     assert run.data.metrics["trainable_params"] < int(run.data.params["total_params"]) / 2
-    assert "adapter_config.json" in artifact_names(client, run.info.run_id, "model")
+    assert "adapter_config.json" in model_files(client, run.info.run_id, tmp_path)
 
 
 def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slice, store, tmp_path):

@@ -6,6 +6,7 @@ local copy of Kaggle's files: the same path a newcomer takes.
 
 import csv
 
+import mlflow
 import numpy as np
 import pytest
 
@@ -55,7 +56,8 @@ def test_make_train_lstm(mlflow_store, real_data_dir, tmp_path):
     assert run.data.tags["family"] == "lstm" and run.data.tags["model"] == "lstm"
     assert run.data.params["embeddings_source"] == "word2vec"
     artifacts = assert_finished_with_submission(client, run, tmp_path, 300)
-    assert {"learning_curve.png", "vocab.json"} <= artifacts
+    assert {"learning_curve.png", "val_predictions.csv"} <= artifacts
+    assert "python_function" in mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model").flavors
     history = client.get_metric_history(run.info.run_id, "val_acc")
     assert [m.step for m in history] == [1]
     # the second run reads the encoded reviews and word vectors from the cache,
