@@ -18,6 +18,7 @@ from imdb_sentiment import paths
 from imdb_sentiment.errors import UserError, run_main
 
 HOST = "127.0.0.1"
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def check_port_free(port: int, retry: str = "make mlflow-ui MLFLOW_PORT={port}") -> None:
@@ -49,6 +50,9 @@ def main(argv=None):
     tracking_uri = args.tracking_uri or paths.default_tracking_uri()
     print(f"MLflow UI: http://{HOST}:{args.port}  (store: {tracking_uri}; Ctrl-C to stop)",
           flush=True)
+    # MLflow 3.17's UI opens in its GenAI view whatever the experiment's kind; this link opens the
+    # Model training one (runs, models, model registry), which the browser then remembers.
+    print(f"model training view: http://{HOST}:{args.port}/#/?{MODEL_TRAINING_VIEW}", flush=True)
     command = server_command(tracking_uri, args.port)
     # The job runner serves MLflow's GenAI features (and starts seven worker
     # processes): nothing this project browses needs it.

@@ -2,7 +2,11 @@
 
 Starts analysis/_mlflow_ui.py (what the make target runs) on a free localhost
 port against a store holding one small finished run, and checks that the
-React app renders the experiment, the run and its test_acc.
+React app renders the experiment, the run and its test_acc; then against a
+store holding a real (tiny) training run whose model is registered, and checks
+the run page shows its datasets and logged model, the runs table its Dataset
+column, and the registered model's page its version and alias. Screenshots go
+to the test's tmp dir; their paths are printed (pytest -s shows them).
 """
 
 import os
@@ -13,10 +17,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 
 from tests.support import log_run, new_store, run_make
+from analysis._mlflow_ui import MODEL_TRAINING_VIEW
 from imdb_sentiment.paths import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,8 +57,35 @@ def ui_server(tmp_path):
     run_id = log_run(client, experiment_id, 0, name=RUN_NAME,
                      tags={"family": "lstm", "model": "bilstm", "device": "cpu"},
                      metrics={"test_acc": float(TEST_ACC)})
+    with serving_ui(uri, tmp_path) as base:
+        yield base, experiment_id, run_id
+
+
+@pytest.fixture
+def trained_ui_server(tmp_path, tiny_data_dir, monkeypatch):
+    """The UI serving a store with a real TF-IDF run (make train-tfidf, in this process) whose model
+    is registered as imdb-tfidf with alias champion: (base URL, experiment id, run)."""
+    import mlflow
+
+    from imdb_sentiment import serving
+    from imdb_sentiment.families import train
+
+    (tmp_path / "trained").mkdir()
+    uri = f"sqlite:///{tmp_path / 'trained' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+    outcome = train("tfidf", ["--data-dir", str(tiny_data_dir), "--run-name", "tiny-tfidf"])
+    serving.register(outcome.run_id, "imdb-tfidf", "champion")
+    run = mlflow.MlflowClient(uri).get_run(outcome.run_id)
+    with serving_ui(uri, tmp_path) as base:
+        yield base, run.info.experiment_id, run
+
+
+@contextmanager
+def serving_ui(uri: str, tmp_path):
+    """analysis/_mlflow_ui.py serving the store at uri on a free port: its base URL."""
     port = free_port()
-    log_path = tmp_path / "mlflow-ui.log"
+    log_path = tmp_path / f"mlflow-ui-{port}.log"
     with open(log_path, "w") as log:
         # Own session: the server's worker processes are stopped with it.
         server = subprocess.Popen([sys.executable, "analysis/_mlflow_ui.py", "--port", str(port),
@@ -61,9 +94,10 @@ def ui_server(tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_health(base, server, log_path)
-        assert log_path.read_text().splitlines()[0] == (
-            f"MLflow UI: {base}  (store: {uri}; Ctrl-C to stop)")
-        yield base, experiment_id, run_id
+        assert log_path.read_text().splitlines()[:2] == [
+            f"MLflow UI: {base}  (store: {uri}; Ctrl-C to stop)",
+            f"model training view: {base}/#/?{MODEL_TRAINING_VIEW}"]
+        yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -153,6 +187,43 @@ def test_ui_shows_experiment_run_and_test_acc(ui_server, browser, tmp_path):
     print(f"screenshot: {screenshot}")
 
 
+def screenshot(browser, path) -> None:
+    assert browser.save_screenshot(str(path))
+    assert path.read_bytes().startswith(b"\x89PNG")
+    print(f"screenshot: {path}")
+
+
+@pytest.mark.browser
+def test_ui_shows_a_runs_datasets_logged_model_and_the_registered_model(trained_ui_server, browser, tmp_path):
+    base, experiment_id, run = trained_ui_server
+    digests = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
+    training = f"imdb-training ({digests['imdb-training']})"
+
+    view = f"?{MODEL_TRAINING_VIEW}"  # the UI's Model training view, as make mlflow-ui's second line links
+    run_page = page_text_once_shown(browser, f"{base}/#/experiments/{experiment_id}/runs/{run.info.run_id}{view}",
+                                    "Logged models (1)", training, "Registered models", "Model registry")
+    lines = run_page.splitlines()
+
+    def after_last(heading):  # the run's own box of that name (the sidebar has a "Datasets" too)
+        return lines[len(lines) - lines[::-1].index(heading):]
+
+    assert after_last("Datasets")[0] == training
+    assert after_last("Registered models")[:2] == ["imdb-tfidf", "v1"]
+    assert "test_f1" in lines and "best_threshold" in lines
+    screenshot(browser, tmp_path / "mlflow_ui_run_datasets_model.png")
+
+    runs_table = page_text_once_shown(browser, f"{base}/#/experiments/{experiment_id}/runs{view}", "tiny-tfidf",
+                                      training)
+    assert "Dataset" in runs_table.splitlines()
+    screenshot(browser, tmp_path / "mlflow_ui_runs_dataset_column.png")
+
+    model_page = page_text_once_shown(browser, f"{base}/#/models/imdb-tfidf{view}", "Version 1", "champion")
+    lines = model_page.splitlines()
+    assert "@ champion" in lines[lines.index("Version 1"):], model_page
+    screenshot(browser, tmp_path / "mlflow_ui_registered_model.png")
+
+
+@pytest.mark.slow
 def test_busy_port_is_a_one_line_error():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -165,6 +236,7 @@ def test_busy_port_is_a_one_line_error():
                            f"e.g. make mlflow-ui MLFLOW_PORT={port + 1}\n")
 
 
+@pytest.mark.slow
 def test_make_mlflow_ui_on_a_busy_port():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
