@@ -197,12 +197,6 @@ def log_dict(data: dict, name: str) -> None:
     log_text(json.dumps(data, indent=2, default=str), name)
 
 
-def log_directory(directory: Path, artifact_dir: str) -> None:
-    import mlflow
-
-    mlflow.log_artifacts(str(directory), artifact_path=artifact_dir)
-
-
 def active_run_id() -> str | None:
     import mlflow
 

@@ -3,7 +3,7 @@ tiny models), then what their logged pyfunc is for: loaded, it gives the run's l
 probabilities; registered (--register, make register) it is found by alias; `make predict`
 reads it; served over HTTP (make serve) it answers MLflow's JSON formats and refuses bad
 requests in one line; `make bench-serve` times the server. The registry also on a real
-`mlflow server`."""
+`mlflow server`. Marked slow: they first train four tiny models (about 30 s on 2 cores)."""
 
 import csv
 import json
@@ -101,6 +101,7 @@ def held_out_test(store: Store) -> pd.DataFrame:
 # --- 1, 2, 8: every kind's logged model gives the run's numbers; nothing pickled -------------------
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.slow
 def test_the_loaded_pyfunc_gives_the_runs_logged_test_probabilities(kind, store, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -132,6 +133,7 @@ def model_files(store: Store, kind: str) -> tuple[dict, set]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.slow
 def test_each_kind_logs_a_pyfunc_and_no_old_format(kind, store):
     from mlflow.tracking import MlflowClient
 
@@ -153,6 +155,7 @@ def test_each_kind_logs_a_pyfunc_and_no_old_format(kind, store):
     assert not said, said  # item 8: no "pickle" warning while training and logging
 
 
+@pytest.mark.slow
 def test_encoders_log_the_token_budget_and_adapters_their_base(store):
     from mlflow.tracking import MlflowClient
 
@@ -164,6 +167,21 @@ def test_encoders_log_the_token_budget_and_adapters_their_base(store):
         assert ("adapter_config.json" in files) == (kind == "adapter")
     adapter, _ = model_files(store, "adapter")
     assert adapter["base_model"] == str(store.tiny_bert.resolve()) and adapter["method"] == "lora"
+
+
+@pytest.mark.slow
+def test_no_save_model_logs_no_model_and_predict_says_so(store, monkeypatch, tmp_path):
+    from imdb_sentiment import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "served")
+    outcome = train("bert", ["--data-dir", str(store.data_dir), "--model", str(store.tiny_bert), *ENCODER_TINY,
+                             "--limit", "20", "--no-save-model", "--run-name", "unsaved"])
+    assert tracking.logged_model(outcome.run_id) is None
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("A wonderful film.\n")
+    with pytest.raises(UserError, match=f"^--run-id {outcome.run_id}: the run logged no model 'model'"):
+        predict("--run-id", outcome.run_id, "--input", str(reviews), "--out", str(tmp_path / "out.csv"))
 
 
 # --- 3: the Model Registry ----------------------------------------------------------------------
@@ -178,6 +196,7 @@ def versions(store: Store, name: str):
     return MlflowClient(store.uri).search_model_versions(f"name = '{name}'")
 
 
+@pytest.mark.slow
 def test_register_flag_registers_the_finished_run(store, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -195,13 +214,14 @@ def test_register_flag_registers_the_finished_run(store, monkeypatch, capsys):
     (["--register", "imdb lstm"], "--register: expected a model name of letters"),
     (["--register", "imdb-x", "--no-save-model"], r"--register: expected a model to register \(drop --no-save-model\)"),
 ])
-def test_register_flag_refuses_before_training(argv, message, store):
+def test_register_flag_refuses_before_training(argv, message, tiny_data_dir):
     from imdb_sentiment.families import parse
 
     with pytest.raises(UserError, match=message):
-        parse("bert", ["--data-dir", str(store.data_dir), *argv])
+        parse("bert", ["--data-dir", str(tiny_data_dir), *argv])
 
 
+@pytest.mark.slow
 def test_make_register_picks_the_best_finished_run_and_moves_champion(store, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -230,6 +250,7 @@ def test_make_register_picks_the_best_finished_run_and_moves_champion(store, mon
     (["--family", "nope"], "^--family nope: unknown family; known: lstm, "),
     (["--family", "lstm", "--name", "a/b"], "^--name 'a/b': expected letters, digits"),
 ])
+@pytest.mark.slow
 def test_make_register_mistakes_are_one_line(argv, message, store, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "served")
@@ -250,6 +271,7 @@ def predict(*argv):
     return script.main(list(argv))
 
 
+@pytest.mark.slow
 def test_predict_by_alias_writes_the_logged_numbers(store, monkeypatch, tmp_path):
     from imdb_sentiment.data import to_kaggle_tsv
 
@@ -272,6 +294,7 @@ def test_predict_by_alias_writes_the_logged_numbers(store, monkeypatch, tmp_path
     ("models:/imdb-tfidf/99", "registered model 'imdb-tfidf' has no version 99 .versions: 1"),
     ("runs:/0123abcd/model", "no such run in the MLflow store"),
 ])
+@pytest.mark.slow
 def test_predict_names_what_is_not_there_in_one_line(model, message, store, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     register("--family", "tfidf")
@@ -334,6 +357,7 @@ def invoke(base: str, body) -> tuple[int, dict]:
     {"dataframe_records": [{"review": r} for r in REVIEWS]},
     {"inputs": {"review": REVIEWS}},
 ], ids=["dataframe_split", "dataframe_records", "inputs"])
+@pytest.mark.slow
 def test_make_serve_answers_mlflows_json_formats(body, server):
     base, probs, _ = server
     status, answer = invoke(base, body)
@@ -351,6 +375,7 @@ def test_make_serve_answers_mlflows_json_formats(body, server):
     ({"inputs": []}, "no reviews to score: the input is empty"),
     ("not json", "valid JSON"),
 ], ids=["no review column", "a number", "a null", "no rows", "empty inputs", "not json"])
+@pytest.mark.slow
 def test_make_serve_refuses_bad_requests_and_stays_up(body, message, server):
     base, probs, _ = server
     status, answer = invoke(base, body)
@@ -359,6 +384,7 @@ def test_make_serve_refuses_bad_requests_and_stays_up(body, message, server):
     assert status == 200 and answer["predictions"][0]["probability"] == pytest.approx(probs[0], abs=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_make_serve_says_where_and_refuses_a_missing_alias_in_one_line(server, store):
     base, _, log_path = server
@@ -380,6 +406,7 @@ def test_make_serve_without_model_prints_usage():
 
 # --- 3 on a tracking server -----------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_register_and_load_through_a_real_tracking_server(store, tmp_path, monkeypatch):
     import mlflow
@@ -419,6 +446,7 @@ def test_register_and_load_through_a_real_tracking_server(store, tmp_path, monke
 
 # --- 9: make bench-serve ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_make_bench_serve_on_a_tiny_scale(store, tmp_path):
     done = subprocess.run(["make", "--no-print-directory", "bench-serve",
