@@ -10,7 +10,7 @@ import gc
 import os
 import platform
 import random
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np

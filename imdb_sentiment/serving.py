@@ -221,7 +221,7 @@ def _load_embedding(artifacts: dict, settings: dict):
 def _load_encoder(artifacts: dict, settings: dict):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .encoders.saving import predict_reviews
+    from .encoders.tokens import predict_reviews
 
     folder = Path(artifacts["encoder"])
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from imdb_sentiment import linear, models, serving, text, tracking
-from imdb_sentiment.encoders.saving import predict_reviews
+from imdb_sentiment.encoders.tokens import predict_reviews
 from tests.support import NEGATIVE, POSITIVE
 
 REPO = Path(__file__).resolve().parent.parent

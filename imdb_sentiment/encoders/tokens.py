@@ -1,10 +1,13 @@
 """Reviews to token ids and batches for an encoder: HTML out, head+tail
-truncation, dynamic padding by the tokenizer; and the forward pass."""
+truncation, dynamic padding by the tokenizer; the forward pass; raw reviews to
+probabilities (what the logged pyfunc model does with an encoder)."""
 
 import numpy as np
 import torch
 
 from .. import text
+from ..batching import TokenIds, make_loader
+
 
 def clean_reviews(reviews) -> list[str]:
     """HTML line breaks and tags out, whitespace collapsed: what the tokenizer sees."""
@@ -40,3 +43,14 @@ def make_collate(tokenizer):
 
 def forward(model, batch):
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def predict_reviews(model, tokenizer, reviews, max_length: int, truncation: str = "head_tail",
+                    batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """Positive-class probabilities of raw reviews, in order."""
+    from ..training import predict  # the loop (accelerate): only when predicting
+
+    ids = tokenize(tokenizer, list(reviews), max_length, truncation)
+    loader = make_loader(TokenIds(ids, np.zeros(len(ids))), batch_size, False, 0, make_collate(tokenizer))
+    probs, _ = predict(model, loader, forward, torch.device(device))
+    return probs
