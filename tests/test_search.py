@@ -197,6 +197,25 @@ def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, mo
     assert parents[0].data.tags["best_child_run_id"] == trials[0].user_attrs["mlflow_run_id"]
 
 
+def test_a_non_finite_loss_prunes_the_trial_with_its_reason_and_the_study_goes_on(tmp_path, mlflow_store,
+                                                                                  monkeypatch, tiny_data_dir):
+    from imdb_sentiment import runs, search
+    from imdb_sentiment.training import NonFiniteLoss
+
+    def diverging_first(family, config, **kwargs):
+        if int(kwargs["extra_tags"]["trial_number"]) == 0:
+            raise NonFiniteLoss(1, 7, float("nan"))
+        return scripted_training(family, config, **kwargs)
+
+    monkeypatch.setattr(runs, "run_family", diverging_first)
+    storage = sqlite_storage(tmp_path)
+    search.main("max_length", ["--storage", storage, "--study-name", "nan", "--n-trials", "2",
+                               "--budget-gpu-hours", "1", "--data-dir", str(tiny_data_dir)])
+    trials = trials_of(storage, "nan")
+    assert [t.state.name for t in trials] == ["PRUNED", "COMPLETE"]
+    assert "training loss became nan at epoch 1, step 7" in trials[0].user_attrs["pruned_reason"]
+
+
 def test_hyperband_pruner_stops_lagging_trials(tmp_path, mlflow_store, monkeypatch, tiny_data_dir):
     trials = scripted_study("hyperband", 8, tmp_path, monkeypatch, "--pruner", "hyperband",
                             "--data-dir", str(tiny_data_dir))

@@ -67,6 +67,8 @@ def recorded(objective, setup, lock: StudyLock, budget, device_count: int):
     the device-hours it took, and its MLflow run ended with its state."""
     import optuna
 
+    from ..training import NonFiniteLoss
+
     def trial_function(trial):
         trial.set_user_attr("devices", device_count)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -81,6 +83,11 @@ def recorded(objective, setup, lock: StudyLock, budget, device_count: int):
         except optuna.TrialPruned:
             state = "PRUNED"
             raise
+        except NonFiniteLoss as error:  # these settings diverge: pruned, and the study goes on
+            state = "PRUNED"
+            trial.set_user_attr("pruned_reason", str(error))
+            print(f"trial {trial.number} pruned: {error}", flush=True)
+            raise optuna.TrialPruned(str(error)) from None
         finally:
             trial.set_user_attr("device_hours", (time.perf_counter() - started) / 3600 * device_count)
             mlflow_runs.end_child_run(trial, state, setup.study_name, setup.config.experiment)
