@@ -197,13 +197,6 @@ def log_dict(data: dict, name: str) -> None:
     log_text(json.dumps(data, indent=2, default=str), name)
 
 
-def active_run_id() -> str | None:
-    import mlflow
-
-    run = mlflow.active_run()
-    return run.info.run_id if run else None
-
-
 def scratch_dir():
     """A temporary folder for artifacts before they are logged."""
     return tempfile.TemporaryDirectory(prefix="imdb-artifacts-")
