@@ -223,3 +223,15 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> s
             assert server.poll() is None, f"the server for {url} exited"
             assert time.time() < deadline, f"nothing answered {url} in {timeout:.0f}s"
             time.sleep(0.5)
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM to a server started with start_new_session=True (make and its children), then SIGKILL."""
+    import signal
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

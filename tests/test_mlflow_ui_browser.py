@@ -11,7 +11,6 @@ to the test's tmp dir; their paths are printed (pytest -s shows them).
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.support import log_run, new_store, run_make
+from tests.support import log_run, new_store, run_make, stop_process_group
 from analysis._mlflow_ui import MODEL_TRAINING_VIEW
 from imdb_sentiment.paths import REPO_ROOT
 
@@ -99,12 +98,7 @@ def serving_ui(uri: str, tmp_path):
             f"model training view: {base}/#/?{MODEL_TRAINING_VIEW}"]
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server, timeout=15)
 
 
 def wait_for_health(base, server, log_path):

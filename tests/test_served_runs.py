@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 import warnings
@@ -24,7 +23,7 @@ import pytest
 
 from imdb_sentiment.errors import UserError
 from tests.support import (OFFLINE, PYTHON, REPO, TINY_LSTM, build_tiny_models, free_port, run_make,
-                           wait_for_http, write_kaggle_files)
+                           stop_process_group, wait_for_http, write_kaggle_files)
 
 ENCODER_TINY = ["--epochs", "1", "--max-length", "48", "--batch-size", "8", "--no-progress", "--cpu-threads", "1"]
 # kind -> (family script, flags after --data-dir; {model} is the tiny BERT's folder)
@@ -333,12 +332,7 @@ def server(store, tmp_path_factory):
         wait_for_http(f"{base}/ping", process, timeout=180)
         yield base, probs, log_path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
 
 
 def invoke(base: str, body) -> tuple[int, dict]:
