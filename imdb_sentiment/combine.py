@@ -14,7 +14,7 @@ validation features and labels only.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ class Member:
     run_id: str
     family: str
     params: dict
+    metrics: dict = field(default_factory=dict)
 
 
 def _client():
@@ -45,7 +46,7 @@ def _client():
 
 
 def member_of(run) -> Member:
-    return Member(run.info.run_id, run.data.tags.get("family", "?"), dict(run.data.params))
+    return Member(run.info.run_id, run.data.tags.get("family", "?"), dict(run.data.params), dict(run.data.metrics))
 
 
 def finished_run(run_id: str):
@@ -86,8 +87,9 @@ def split_of(params: dict) -> dict:
     return {key: params.get(key, "None") for key in SPLIT_PARAMS}
 
 
-def check_same_split(members: list[Member], expected: dict) -> None:
-    """Every member validated on the reviews `expected` (SPLIT_PARAMS of the combining run) names."""
+def check_same_split(members: list[Member], expected: dict, role: str = "member") -> None:
+    """Every member validated on the reviews `expected` (SPLIT_PARAMS of the combining run) names;
+    role: what the error calls one (member, teacher)."""
     reference_hash = next((m.params[SPLIT_HASH] for m in members if SPLIT_HASH in m.params), None)
     for member in members:
         differences = [f"{key} {member.params.get(key, 'None')} (not {value})"
@@ -95,7 +97,7 @@ def check_same_split(members: list[Member], expected: dict) -> None:
         if SPLIT_HASH in member.params and member.params[SPLIT_HASH] != reference_hash:
             differences.append(f"{SPLIT_HASH} {member.params[SPLIT_HASH][:12]} (not {reference_hash[:12]})")
         if differences:
-            raise UserError(f"member {member.run_id} ({member.family}) was validated on other reviews: "
+            raise UserError(f"{role} {member.run_id} ({member.family}) was validated on other reviews: "
                             f"{'; '.join(differences)}; combine runs with the same data, --seed, "
                             "--val-fraction and --limit")
 

@@ -337,3 +337,21 @@ class EnsembleConfig(RunConfig):
             value = getattr(self, name)
             require(value is None or all(part.strip() for part in value.split(",")), name,
                     "comma-separated names without empty entries", value)
+
+
+@dataclasses.dataclass
+class DistillConfig(TfidfConfig):
+    """Settings of the distill family: a TF-IDF NB-LR student fitted to a teacher's probabilities."""
+    teacher: str | None = option(None, "MLflow run id of the teacher (any finished run that logged a model, an "
+                                       "ensemble too); default: the best finished ensemble run")
+    temperature: float = option(1.0, "softens the teacher: its target is sigmoid(logit(p) / T); T > 1 flattens")
+    alpha: float = option(0.2, "weight of the true label on the labelled reviews (1 - alpha: the teacher's); "
+                               "the unlabelled reviews have the teacher's target alone")
+    unlabeled: bool = option(True, "also fit on the 50,000 unlabelled reviews (at most 2N with --limit N)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.temperature > 0, "temperature", "a positive number", self.temperature)
+        require(0.0 <= self.alpha <= 1.0, "alpha", "a number in [0, 1]", self.alpha)
+        require(self.teacher is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.teacher)), "teacher",
+                "an MLflow run id (32 hex digits)", self.teacher)

@@ -78,6 +78,8 @@ RECIPES = {
                       {"model": MINILM, "limit": 400, "epochs": 1, "max_length": 128, "budget_gpu_hours": 0.5,
                        "n_trials": 6}),
     "ensemble": Recipe("ensemble", "imdb_sentiment.config:EnsembleConfig", "imdb_sentiment.recipes.ensemble"),
+    "distill": Recipe("distill", "imdb_sentiment.config:DistillConfig", "imdb_sentiment.recipes.distill",
+                      {"budget_gpu_hours": 0.5, "n_trials": 8}),
     "tfidf": Recipe("tfidf", "imdb_sentiment.config:TfidfConfig", "imdb_sentiment.recipes.tfidf",
                     {"budget_gpu_hours": 0.5, "n_trials": 8}),
 }
@@ -173,6 +175,10 @@ FAMILIES = {family.name: family for family in [
              regulariser="scl", method="lora"),
     Family("ensemble", "ensemble", "combined",
            "logistic-regression stacking of finished runs (--families a,b or --runs ID,ID; default all)"),
+    # The tfidf family's pipeline and defaults, fitted to a teacher's soft targets.
+    Family("distill", "distill", "combined",
+           "TF-IDF NB-LR student on a teacher's probabilities over train + unlabelled reviews (--teacher RUN_ID)",
+           {"epochs": 300, "max_length": 2500}),
 ]}
 
 

@@ -39,13 +39,17 @@ class NaiveBayesScaler(BaseEstimator, TransformerMixin):
         self.alpha = alpha
         self.min_df = min_df
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """sample_weight: a weight per row (soft targets come as each review twice, labelled
+        1 with weight q and 0 with weight 1 - q: the counts are then expected counts)."""
         X = sp.csr_matrix(X)
         y = np.asarray(y)
-        positive = np.asarray(X[y == 1].sum(axis=0)).ravel() + self.alpha
-        negative = np.asarray(X[y == 0].sum(axis=0)).ravel() + self.alpha
+        weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        positive = np.asarray(X[y == 1].T @ weight[y == 1]).ravel() + self.alpha
+        negative = np.asarray(X[y == 0].T @ weight[y == 0]).ravel() + self.alpha
         ratio = np.log((positive / positive.sum()) / (negative / negative.sum()))
-        document_frequency = np.bincount(X.indices, minlength=X.shape[1])
+        document_frequency = np.bincount(X.indices, weights=np.repeat(weight, np.diff(X.indptr)),
+                                         minlength=X.shape[1])
         ratio[document_frequency < self.min_df] = 0.0
         self.ratio_ = ratio.astype(np.float32)
         return self
@@ -81,3 +85,25 @@ def hash_in_parallel(vectorizer: HashingVectorizer, reviews, n_jobs: int):
     parts = Parallel(n_jobs=n_jobs)(delayed(vectorizer.transform)([reviews[i] for i in chunk])
                                     for chunk in chunks if len(chunk))
     return sp.vstack(parts).tocsr()
+
+
+def fit_soft(pipeline: Pipeline, features, targets) -> Pipeline:
+    """Fit a build_pipeline pipeline, after its hashing step, to soft targets: `features` are the
+    hashed reviews, `targets` P(positive) per review in [0, 1].
+
+    Cross-entropy against a soft target q is that of label 1 with weight q plus label 0 with
+    weight 1 - q, so each review enters the naive-Bayes ratios and the logistic regression
+    twice, with those weights; IDF is fitted on the reviews once. Hard 0/1 targets give the
+    ordinary fit.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    tfidf, naive_bayes, classifier = (pipeline.named_steps[name] for name in ("tfidf", "naive_bayes", "classifier"))
+    weighted = tfidf.fit_transform(features)
+    doubled = sp.vstack([weighted, weighted]).tocsr()
+    labels = np.concatenate([np.ones(len(targets), dtype=int), np.zeros(len(targets), dtype=int)])
+    weights = np.concatenate([targets, 1.0 - targets])
+    keep = weights > 0  # a row of weight 0 adds nothing; liblinear need not see it
+    doubled, labels, weights = doubled[keep], labels[keep], weights[keep]
+    scaled = naive_bayes.fit(doubled, labels, sample_weight=weights).transform(doubled)
+    classifier.fit(scaled, labels, sample_weight=weights)
+    return pipeline

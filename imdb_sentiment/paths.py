@@ -6,6 +6,7 @@ literal of one machine.
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
@@ -30,6 +31,19 @@ def default_tracking_uri() -> str:
         return uri
     MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}"
+
+
+def store_dir() -> Path:
+    """Where files that belong with the runs but not in them are kept (checkpoints, a teacher's
+    predictions): beside a local MLflow store, else the repo's mlflow/ (a remote tracking
+    server keeps none of ours)."""
+    uri = default_tracking_uri()
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        return Path(uri[len("sqlite:///"):]).parent
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path)
+    return MLFLOW_DIR
 
 
 def experiment_name() -> str:

@@ -32,7 +32,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 from . import data, device as devices, paths, serving, tracking
 from .config import flatten
@@ -71,20 +70,14 @@ class Trained:
     trainable_params: int
     predict: Callable[[str], object]  # split name -> P(positive) per review, in the split's order
     log_model: Callable[[float], None]  # log the model; its label: P(positive) >= this threshold
+    # Set where predict() only looks up predictions other models made (an ensemble: the sum of
+    # its members' costs); else the skeleton times the test predictions itself.
+    predict_seconds_per_1k: float | None = None
 
 
 def checkpoint_dir(run_id: str) -> Path:
-    """A run's checkpoints: beside a local MLflow store (<store>/checkpoints/<run id>), else
-    under the repo's mlflow/ (a remote tracking server keeps none of ours)."""
-    uri = paths.default_tracking_uri()
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        base = Path(uri[len("sqlite:///"):]).parent
-    elif parsed.scheme in ("", "file"):
-        base = Path(parsed.path)
-    else:
-        base = paths.MLFLOW_DIR
-    return base / "checkpoints" / run_id
+    """A run's checkpoints: <store folder>/checkpoints/<run id> (paths.store_dir)."""
+    return paths.store_dir() / "checkpoints" / run_id
 
 
 def check_resumable(config, tag: str):
@@ -150,12 +143,18 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
             trained = recipe.train(config, prepared, splits, on_epoch)
             result = trained.result
             # Every process predicts (its shard, then gathered); the main one reports.
-            test_probs, val_probs = trained.predict("test"), trained.predict("val")
+            # The test predictions are timed: the cost of scoring reviews with this model.
+            predict_started = time.perf_counter()
+            test_probs = trained.predict("test")
+            predict_seconds = time.perf_counter() - predict_started
+            val_probs = trained.predict("val")
             final = None
             if main:
                 final = report_test(splits, test_probs, val_probs, result.history, result.best_epoch,
                                     result.best_val_acc, result.train_seconds, started - result.earlier_seconds,
-                                    trained.trainable_params, device_count=devices.device_count(prepared.device))
+                                    trained.trainable_params, device_count=devices.device_count(prepared.device),
+                                    predict_seconds=predict_seconds if trained.predict_seconds_per_1k is None
+                                    else trained.predict_seconds_per_1k * len(splits.test) / 1000.0)
                 trained.log_model(final["best_threshold"])
             final = devices.broadcast(final)
     except NonFiniteLoss:

@@ -13,7 +13,8 @@ and settings.json names the kind and what rebuilding it needs:
 - embedding: the network's state dict, vocab.json, the EmbeddingConfig;
 - encoder: a save_pretrained folder (weights, or a PEFT adapter over the
   base checkpoint named in the settings) with its tokenizer;
-- tfidf: the pipeline's parameters as JSON, its fitted arrays as safetensors.
+- tfidf: the pipeline's parameters as JSON, its fitted arrays as safetensors;
+- ensemble: each member's logged model folder, and the stacker's weights.
 """
 
 import dataclasses
@@ -120,6 +121,28 @@ def log_tfidf_model(pipeline, settings: dict | None = None, threshold: float = 0
                     {"arrays": "tfidf.safetensors"})
 
 
+def log_ensemble_model(members: list[tuple[str, str]], coef, intercept: float, threshold: float = 0.5):
+    """Log a stacked ensemble: each member's logged model (members: (run id, family) in the
+    order of coef) copied inside it, and the stacker's weights on their logits. It loads and
+    serves on its own, without the member runs or their store."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        folders, kinds = {}, set()
+        for index, (run_id, _) in enumerate(members):
+            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{MODEL_NAME}",
+                                                              dst_path=str(scratch / f"member{index}")))
+            folders[f"member{index}"] = folder.relative_to(scratch)
+            kinds.add(json.loads((folder / "artifacts" / "settings.json").read_text())["kind"])
+        settings = {"members": [{"run_id": run_id, "family": family, "artifact": f"member{index}"}
+                                for index, (run_id, family) in enumerate(members)],
+                    "coef": [float(c) for c in coef], "intercept": float(intercept),
+                    "member_kinds": sorted(kinds)}
+        extra = sorted({name for kind in kinds for name in KINDS[kind].requirements})
+        return _log("ensemble", settings, threshold, scratch, folders, extra_requirements=extra)
+
+
 def pip_requirements(kind: str, extra: list[str] = ()) -> list[str]:
     """The pinned lines of requirements.txt that a kind's model needs, mlflow first."""
     pins = {}
@@ -127,7 +150,7 @@ def pip_requirements(kind: str, extra: list[str] = ()) -> list[str]:
         line = line.split("#")[0].strip()
         if "==" in line:
             pins[line.split("==")[0].strip().lower()] = line
-    wanted = ["mlflow", *KINDS[kind].requirements, *extra]
+    wanted = list(dict.fromkeys(["mlflow", *KINDS[kind].requirements, *extra]))
     unpinned = [name for name in wanted if name not in pins]
     if unpinned:
         raise ValueError(f"requirements.txt pins no version of {', '.join(unpinned)}")
@@ -269,6 +292,20 @@ def _load_tfidf(artifacts: dict, settings: dict):
     return lambda reviews: pipeline.predict_proba(reviews)[:, 1]
 
 
+def _load_ensemble(artifacts: dict, settings: dict):
+    import mlflow.pyfunc
+
+    members = [mlflow.pyfunc.load_model(artifacts[member["artifact"]]) for member in settings["members"]]
+    coef, intercept = np.asarray(settings["coef"], dtype=np.float64), float(settings["intercept"])
+
+    def probabilities(reviews):
+        from .combine import logit
+
+        logits = np.stack([logit(predict_probabilities(member, reviews)) for member in members], axis=1)
+        return 1.0 / (1.0 + np.exp(-(logits @ coef + intercept)))
+    return probabilities
+
+
 @dataclass(frozen=True)
 class Kind:
     load: Callable  # (artifacts, settings) -> (reviews -> probabilities)
@@ -287,6 +324,8 @@ KINDS = {
                                     "pandas", "scikit-learn", "scipy", "tqdm"]),
     # tqdm: MLflow draws its download bars with it when it is installed
     "tfidf": Kind(_load_tfidf, ["scikit-learn", "scipy", "safetensors", "numpy", "pandas", "tqdm"]),
+    # its members' kinds add theirs (log_ensemble_model)
+    "ensemble": Kind(_load_ensemble, ["numpy", "pandas", "tqdm"]),
 }
 
 
@@ -342,6 +381,14 @@ def load(model_uri: str):
 def predict_probabilities(pyfunc, reviews) -> np.ndarray:
     """P(positive) of each review, in order."""
     return pyfunc.predict(pd.DataFrame({"review": list(reviews)}))["probability"].to_numpy()
+
+
+def has_review_model(run_id: str) -> bool:
+    """Whether the run logged one of this project's review models."""
+    from . import tracking
+
+    model = tracking.logged_model(run_id, MODEL_NAME)
+    return model is not None and model.model_type == MODEL_TYPE
 
 
 def register(run_id: str, name: str, alias: str | None = None) -> str:

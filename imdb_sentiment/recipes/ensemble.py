@@ -5,15 +5,16 @@ family's best finished run, or the runs named) must share the validation
 split (combine.check_same_split, before the run starts); the stacker is fitted
 on their validation logits only, and its validation accuracy is the
 out-of-fold one (5 folds). The plain mean of the members' probabilities is
-printed and logged beside it as the baseline a stacker has to beat. The run
-itself is imdb_sentiment/runs.py's.
+printed and logged beside it as the baseline a stacker has to beat. The
+logged model holds every member's model and scores raw reviews like any
+other (serving.log_ensemble_model). The run itself is imdb_sentiment/runs.py's.
 """
 
 import time
 
 import numpy as np
 
-from .. import combine, data, tracking
+from .. import combine, data, serving, tracking
 from ..config import EnsembleConfig
 from ..errors import UserError
 from ..metrics import accuracy
@@ -72,7 +73,17 @@ def train(config: EnsembleConfig, prepared: Prepared, splits: data.Splits, on_ep
 
     def log_model(threshold):
         tracking.log_text(stacker.to_json(members), "ensemble.json")
+        without = [m for m in members if not serving.has_review_model(m.run_id)]
+        if without:
+            print("note: no model logged (the ensemble's weights are in ensemble.json): "
+                  + ", ".join(f"{m.family} ({m.run_id[:8]})" for m in without) + " logged none", flush=True)
+            return
+        serving.log_ensemble_model([(m.run_id, m.family) for m in members], stacker.coef, stacker.intercept,
+                                   threshold)
 
     result = FitResult(best_epoch=1, best_val_acc=stacked_val_acc, history=[],
                        train_seconds=time.perf_counter() - started)
-    return Trained(result, len(members) + 1, probabilities.__getitem__, log_model)
+    # Scoring a review runs every member: the ensemble costs their sum (runs before that
+    # metric existed count as 0, so the sum is then a lower bound).
+    cost = sum(m.metrics.get("predict_seconds_per_1k", 0.0) for m in members)
+    return Trained(result, len(members) + 1, probabilities.__getitem__, log_model, predict_seconds_per_1k=cost)

@@ -17,9 +17,6 @@ from ..metrics import accuracy
 from ..runs import Prepared, Trained
 from ..training import FitResult
 
-SPLITS = ("train", "val", "test")
-
-
 def prepare(config: TfidfConfig) -> Prepared:
     import torch
 
@@ -31,10 +28,15 @@ def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch
     pipeline = linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
                                      config.C, config.epochs, config.seed)
     hasher, rest = pipeline.steps[0][1], pipeline[1:]
-    features = {name: linear.hash_in_parallel(hasher, getattr(splits, name)["review"], os.cpu_count() or 1)
-                for name in SPLITS}
-    rest.fit(features["train"], splits.train["label"].to_numpy())
-    probs = {name: rest.predict_proba(features[name])[:, 1] for name in SPLITS}
+
+    def predict(name):
+        features = linear.hash_in_parallel(hasher, getattr(splits, name)["review"], os.cpu_count() or 1)
+        return rest.predict_proba(features)[:, 1]
+
+    train_features = linear.hash_in_parallel(hasher, splits.train["review"], os.cpu_count() or 1)
+    rest.fit(train_features, splits.train["label"].to_numpy())
+    # Test reviews are hashed and scored when the run skeleton asks (and times) them.
+    probs = {"train": rest.predict_proba(train_features)[:, 1], "val": predict("val")}
     metrics = {"train_acc": accuracy(splits.train["label"], probs["train"]),
                "val_acc": accuracy(splits.val["label"], probs["val"]),
                "epoch_seconds": time.perf_counter() - started}
@@ -50,4 +52,5 @@ def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch
 
     result = FitResult(best_epoch=1, best_val_acc=metrics["val_acc"], history=history,
                        train_seconds=time.perf_counter() - started)
-    return Trained(result, int(classifier.coef_.size + classifier.intercept_.size), probs.__getitem__, log_model)
+    return Trained(result, int(classifier.coef_.size + classifier.intercept_.size),
+                   lambda name: probs[name] if name in probs else predict(name), log_model)
