@@ -101,3 +101,24 @@ def method_markdown(rows: list[dict]) -> str:
                       fmt.count(row["trainable_params"]), row["family"],
                       fmt.fixed(row["vs_plain"], 3, signed=True)])
     return fmt.markdown_table(header, cells)
+
+
+def combined_markdown(rows: list[dict], speed: Run | None) -> str:
+    """The ensemble, its members and its student side by side; `speed`, the newest
+    distill_speed benchmark run, adds the prediction speed measured side by side."""
+    if not rows:
+        return "No ensemble or distilled run in this experiment yet (`make ensemble`, `make train-distill`)."
+    header = ["Role", "Family", "Model", "Data", "Test acc", "Test AUC", "Predict s / 1k reviews",
+              "Training time", "Run"]
+    cells = [[row["role"], row["family"], f"`{model_label(row['model'])}`" if row["model"] else "",
+              "full" if row["limit"] is None else f"--limit {row['limit']}", fmt.fixed(row["test_acc"]),
+              fmt.fixed(row["test_auc"]), fmt.fixed(row["predict_seconds_per_1k"], 2),
+              fmt.duration(row["train_seconds"]), row["run_id"][:8]] for row in rows]
+    text = fmt.markdown_table(header, cells)
+    if speed is not None:
+        m = speed.metrics
+        text += (f"\n\nMeasured side by side (`make bench-distill`, run {speed.run_id[:8]}): the student scores "
+                 f"{int(m.get('reviews', 0))} test reviews in {fmt.fixed(m.get('student_seconds'), 1)} s, the "
+                 f"ensemble in {fmt.fixed(m.get('teacher_seconds'), 1)} s: {fmt.fixed(m.get('speedup'), 1)}x "
+                 f"faster (both through their logged MLflow models, in one process).")
+    return text

@@ -23,6 +23,9 @@ MODEL_COLUMNS = ["family", "model", "run_id", "test_acc", "test_auc", "best_val_
 METHOD_COLUMNS = ["model", "method", "quantize", "regulariser", "limit", "tokens_per_review",
                   "family", "run_id", "test_acc", "test_auc", "best_val_acc", "best_epoch",
                   "train_seconds", "device", "trainable_params", "vs_plain"]
+# An ensemble beside its members and the student distilled from it.
+COMBINED_COLUMNS = ["role", "family", "model", "run_id", "limit", "test_acc", "test_auc", "predict_seconds_per_1k",
+                    "train_seconds"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
                  "device_hours", "best_value", "best_params", "best_test_acc", "best_run_id", "best_run_url",
                  "note"]
@@ -222,5 +225,36 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
                    best_run_id=best_child or None,
                    best_run_url=run_url(best_child) if best_child else None,
                    note="" if parent.finished else f"study run {parent.status}")
+        rows.append(row)
+    return rows
+
+
+def combined_rows(runs: list[Run], select: str) -> list[dict]:
+    """The chosen distill run, the ensemble that taught it (else the chosen ensemble run), and that
+    ensemble's members, each with its test accuracy and AUC, what scoring 1,000 reviews costs with
+    it (an ensemble: its members' sum) and its training time."""
+    finished = model_runs(runs)
+    by_id = {run.run_id: run for run in finished}
+    student = select_run([run for run in finished if run.family == "distill"], select)
+    ensemble = by_id.get(student.tags.get("teacher")) if student else None
+    if ensemble is None or ensemble.family != "ensemble":
+        ensemble = select_run([run for run in finished if run.family == "ensemble"], select)
+    chosen = []
+    if ensemble is not None:
+        members = [by_id[i] for i in ensemble.params.get("members", "").split(",") if i in by_id]
+        chosen += [("member", run) for run in members] + [("ensemble", ensemble)]
+    if student is not None:
+        teacher = student.tags.get("teacher", "")
+        role = "student of the ensemble" if ensemble and teacher == ensemble.run_id else \
+            f"student of {student.tags.get('teacher_family', '?')} {teacher[:8]}"
+        chosen.append((role, student))
+    rows = []
+    for role, run in chosen:
+        row = dict.fromkeys(COMBINED_COLUMNS)
+        row.update(role=role, family=run.family, model=run.tags.get("model", ""), run_id=run.run_id,
+                   limit=None if run.full_data else run.params["limit"], test_acc=run.metrics.get("test_acc"),
+                   test_auc=run.metrics.get("test_auc"),
+                   predict_seconds_per_1k=run.metrics.get("predict_seconds_per_1k"),
+                   train_seconds=run.metrics.get("train_seconds"))
         rows.append(row)
     return rows

@@ -4,8 +4,10 @@ Plots from the runs in MLflow (`make plots`), as PNG files in --out-dir:
 - learning_curves_<table>.png: per reference table, the accuracy and loss per
   epoch of the run that stands for each family (the same run as in the tables);
 - pareto.png: test accuracy against training time of every finished model
-  run, with the Pareto front (nothing else is both faster and more accurate):
-  the short list of what is worth training;
+  run (ensembles and distilled students too), with the Pareto front (nothing
+  else is both faster and more accurate): the short list of what is worth
+  training; pareto_prediction.png: the same against prediction time per 1,000
+  reviews (predict_seconds_per_1k): what is worth serving;
 - study_<name>.png: per search study, each trial's value with the best so far,
   and every trial's validation accuracy per epoch (pruned trials stop early).
   Also logged to the study's parent run under `analysis/`, unless --no-log.
@@ -77,7 +79,13 @@ def learning_curve_figure(title: str, curves: dict[str, dict[str, list[tuple[int
     return figure
 
 
-def pareto_figure(points_by_table: dict[str, list[tuple[float, float, str]]]):
+# x axes of the Pareto plots: metric -> (file name, what it measures). Ensembles and students
+# are points like any run (the "Ensembles and distilled students" table).
+PARETO_AXES = {"train_seconds": ("pareto.png", "training time"),
+               "predict_seconds_per_1k": ("pareto_prediction.png", "prediction time per 1,000 reviews")}
+
+
+def pareto_figure(points_by_table: dict[str, list[tuple[float, float, str]]], what: str = "training time"):
     """Every finished model run as a point; the front as a line with family labels."""
     figure, axes = plt.subplots(figsize=(8, 5))
     for title, points in points_by_table.items():
@@ -90,11 +98,11 @@ def pareto_figure(points_by_table: dict[str, list[tuple[float, float, str]]]):
             axes.annotate(label, (seconds, acc), textcoords="offset points", xytext=(4, 4),
                           fontsize="small")
     axes.set_xscale("log")  # from seconds (tf-idf) to hours (encoders)
-    axes.set_xlabel("training time (s, log scale)")
+    axes.set_xlabel(f"{what} (s, log scale)")
     axes.set_ylabel("test accuracy")
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize="small")
-    axes.set_title("Test accuracy against training time")
+    axes.set_title(f"Test accuracy against {what}")
     figure.tight_layout()
     return figure, front
 
@@ -170,17 +178,18 @@ def make_plots(store: RunStore, select: str, out_dir: Path, log: bool) -> list[P
                                 out_dir / f"learning_curves_{table.key}.png"))
 
     table_of = {name: TABLES[family.table] for name, family in FAMILIES.items()}
-    points: dict[str, list] = {}
-    for run in model_runs(runs):
-        if "test_acc" in run.metrics and "train_seconds" in run.metrics:
-            points.setdefault(table_of.get(run.family, OTHER_TITLE), []).append(
-                (run.metrics["train_seconds"], run.metrics["test_acc"], run.family))
-    if points:
-        figure, front = pareto_figure(points)
-        written.append(save(figure, out_dir / "pareto.png"))
-        print("Pareto front (faster and more accurate than nothing else):")
-        for seconds, acc, family in front:
-            print(f"  {family}: test accuracy {acc:.4f} in {seconds:.0f} s")
+    for metric, (name, what) in PARETO_AXES.items():
+        points: dict[str, list] = {}
+        for run in model_runs(runs):
+            if "test_acc" in run.metrics and run.metrics.get(metric, 0) > 0:  # a log axis: no zero
+                points.setdefault(table_of.get(run.family, OTHER_TITLE), []).append(
+                    (run.metrics[metric], run.metrics["test_acc"], run.family))
+        if points:
+            figure, front = pareto_figure(points, what)
+            written.append(save(figure, out_dir / name))
+            print(f"Pareto front of test accuracy and {what} (nothing else is both faster and more accurate):")
+            for seconds, acc, family in front:
+                print(f"  {family}: test accuracy {acc:.4f}, {seconds:.2f} s")
 
     for study, parents in study_parents(runs).items():
         trials = trials_of(runs, study)

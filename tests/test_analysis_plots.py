@@ -15,20 +15,22 @@ def curves(val_acc):
             "val_loss": [1 - v for v in val_acc], "train_loss": [0.9 - v for v in val_acc]}
 
 
-def model(family, seconds, acc, val_acc=()):
+def model(family, seconds, acc, val_acc=(), predict=None):
     return dict(tags={"family": family, "model": family, "device": "cpu"},
-                metrics={"test_acc": acc, "train_seconds": seconds,
-                         "best_val_acc": max(val_acc, default=acc)},
+                metrics={"test_acc": acc, "train_seconds": seconds, "best_val_acc": max(val_acc, default=acc),
+                         **({"predict_seconds_per_1k": predict} if predict else {})},
                 curves=curves(list(val_acc)) if val_acc else None)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     uri, client, exp = new_store(tmp_path_factory.mktemp("store"))
-    log_run(client, exp, 1, **model("lstm", 300, 0.88, [0.80, 0.85, 0.84]))
-    log_run(client, exp, 2, **model("gru", 100, 0.86, [0.83, 0.86]))
+    log_run(client, exp, 1, **model("lstm", 300, 0.88, [0.80, 0.85, 0.84], predict=2.0))
+    log_run(client, exp, 2, **model("gru", 100, 0.86, [0.83, 0.86], predict=1.5))
     log_run(client, exp, 3, **model("cnn", 600, 0.80))  # slower and worse than lstm
-    log_run(client, exp, 4, **model("bert", 5000, 0.93, [0.92, 0.93]))
+    log_run(client, exp, 4, **model("bert", 5000, 0.93, [0.92, 0.93], predict=40.0))
+    log_run(client, exp, 15, **model("ensemble", 7000, 0.94, predict=45.0))
+    log_run(client, exp, 16, **model("distill", 400, 0.90, predict=0.05))
     # Would top the front if failed runs counted.
     log_run(client, exp, 5, status="FAILED", **model("transformer", 1, 0.99, [0.99]))
     parent = log_run(client, exp, 6, tags={"study_parent": "true", "study": "lstm search"},
@@ -77,11 +79,20 @@ def test_make_plots_writes_files_and_logs_study_plot(store, tmp_path, capsys):
     assert client.list_artifacts(parent, "analysis") == []
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
         "learning_curves_encoders.png", "learning_curves_word_vectors.png", "pareto.png",
-        "study_lstm_search.png"]
-    assert "Pareto front (faster and more accurate than nothing else):\n" \
-           "  gru: test accuracy 0.8600 in 100 s\n" \
-           "  lstm: test accuracy 0.8800 in 300 s\n" \
-           "  bert: test accuracy 0.9300 in 5000 s\n" in capsys.readouterr().out
+        "pareto_prediction.png", "study_lstm_search.png"]
+    out = capsys.readouterr().out
+    assert "Pareto front of test accuracy and training time (nothing else is both faster and more accurate):\n" \
+           "  gru: test accuracy 0.8600, 100.00 s\n" \
+           "  lstm: test accuracy 0.8800, 300.00 s\n" \
+           "  distill: test accuracy 0.9000, 400.00 s\n" \
+           "  bert: test accuracy 0.9300, 5000.00 s\n" \
+           "  ensemble: test accuracy 0.9400, 7000.00 s\n" in out
+    # Runs that logged no prediction time (cnn) are not points of the prediction plot.
+    assert "Pareto front of test accuracy and prediction time per 1,000 reviews (nothing else is both faster " \
+           "and more accurate):\n" \
+           "  distill: test accuracy 0.9000, 0.05 s\n" \
+           "  bert: test accuracy 0.9300, 40.00 s\n" \
+           "  ensemble: test accuracy 0.9400, 45.00 s\n" in out
 
     out = tmp_path / "b"
     plots.main(args + ["--out-dir", str(out)])
@@ -122,4 +133,4 @@ def test_study_figure_separates_finished_from_stopped_trials(store):
 def test_make_plots(store, tmp_path):
     done = run_make("plots", f"ARGS=--tracking-uri {store[0]} --out-dir {tmp_path} --no-log")
     assert done.returncode == 0, done.stderr
-    assert len(list(tmp_path.glob("*.png"))) == 4
+    assert len(list(tmp_path.glob("*.png"))) == 5

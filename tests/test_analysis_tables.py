@@ -166,7 +166,7 @@ def test_the_studies_section_is_rewritten_alone(store, tmp_path):
     text = readme.read_text()
     assert text.startswith(kept) and "old" not in text.removeprefix(kept)
     assert "| lstm-search | lstm | 5 | 3 | 1 |" in text and "0.9500" in text  # the best trial's test acc
-    with pytest.raises(UserError, match="--sections tables: expected names of results, studies"):
+    with pytest.raises(UserError, match="--sections tables: expected names of results, studies, combined"):
         tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--readme", str(readme),
                      "--sections", "tables"])
 
@@ -278,3 +278,37 @@ def test_encoder_methods_side_by_side(tmp_path):
     # R-Drop on a slice compares with plain fine-tuning on that slice, not with the full data.
     assert "| `minilm` | --limit 4000 | none | rdrop | 128 | 0.8600 |  | 0.8700 |  | cpu |  | rdrop | +0.010 |" in text
     assert "| `deberta-v3` | full | lora (8bit) | none |" in text
+
+
+def test_the_ensemble_its_members_and_its_student_side_by_side(tmp_path):
+    """The combined section: the chosen student, the ensemble that taught it (not the better ensemble
+    beside it), that ensemble's members, and the speed measured side by side."""
+    uri, client, exp = new_store(tmp_path / "store")
+    tfidf = log_run(client, exp, 1, **model("tfidf", "nb-logreg", test_acc=0.91, test_auc=0.97, best_val_acc=0.9,
+                                            train_seconds=45, predict_seconds_per_1k=0.4))
+    cnn = log_run(client, exp, 2, **model("cnn", "cnn", test_acc=0.89, test_auc=0.96, best_val_acc=0.89,
+                                          train_seconds=600, predict_seconds_per_1k=2.1))
+    teacher = log_run(client, exp, 3, params={"members": f"{tfidf},{cnn}"}, **model(
+        "ensemble", "stack:tfidf+cnn", test_acc=0.925, test_auc=0.975, best_val_acc=0.92, train_seconds=2,
+        predict_seconds_per_1k=2.5))
+    log_run(client, exp, 4, params={"members": tfidf}, **model("ensemble", "stack:tfidf", test_acc=0.93,
+                                                                best_val_acc=0.95))
+    student = log_run(client, exp, 5, tags={"family": "distill", "model": "nb-logreg", "teacher": teacher},
+                      metrics={"test_acc": 0.916, "test_auc": 0.972, "best_val_acc": 0.91, "train_seconds": 300,
+                               "predict_seconds_per_1k": 0.41})
+    log_run(client, exp, 6, tags={"benchmark": "distill_speed"},
+            metrics={"reviews": 25000, "student_seconds": 10.0, "teacher_seconds": 80.0, "speedup": 8.0})
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- combined:start -->\nold\n<!-- combined:end -->\n")
+    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
+                 "--readme", str(readme), "--sections", "combined"])
+    lines = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
+    assert lines[2:] == [
+        f"| member | tfidf | `nb-logreg` | full | 0.9100 | 0.9700 | 0.40 | 45s | {tfidf[:8]} |",
+        f"| member | cnn | `cnn` | full | 0.8900 | 0.9600 | 2.10 | 10m 00s | {cnn[:8]} |",
+        f"| ensemble | ensemble | `stack:tfidf+cnn` | full | 0.9250 | 0.9750 | 2.50 | 2s | {teacher[:8]} |",
+        f"| student of the ensemble | distill | `nb-logreg` | full | 0.9160 | 0.9720 | 0.41 | 5m 00s | {student[:8]} |"]
+    assert "the student scores 25000 test reviews in 10.0 s, the ensemble in 80.0 s: 8.0x faster" in readme.read_text()
+    with open(tmp_path / "out" / "ensemble_vs_student.csv", newline="") as handle:
+        assert [row["role"] for row in csv.DictReader(handle)] == ["member", "member", "ensemble",
+                                                                   "student of the ensemble"]
