@@ -7,6 +7,7 @@ training code, so the analysis tests stay fast and independent of the trainers.
 """
 
 import collections
+import importlib.util
 import os
 import re
 import socket
@@ -235,3 +236,13 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def script_main(name: str):
+    """The main() of bench/ or analysis/<name>.py, loaded as a user's `python <file>` would."""
+    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("bench", "analysis"))
+                if p.exists())
+    spec = importlib.util.spec_from_file_location(f"_script_{path.parent.name}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import finished_run
+from tests.support import finished_run, script_main
 
 LIMIT = ["--limit", "200"]
 
@@ -81,6 +81,15 @@ def test_a_student_learns_from_the_teacher_on_unlabelled_reviews(ensemble_run, m
     reviews = splits.test.set_index("id").loc[logged["id"][:30], "review"]
     np.testing.assert_allclose(serving.predict_probabilities(model, list(reviews)), logged["prob_positive"][:30],
                                atol=1e-5)
+
+    # make bench-distill: the student (here the better one by validation) against its teacher.
+    results = script_main("distill_speed")(["--data-dir", str(real_data_dir), "--reviews", "60",
+                                            "--student", run.info.run_id])
+    assert results["reviews"] == 60 and results["speedup"] == pytest.approx(
+        results["teacher_seconds"] / results["student_seconds"])
+    assert "the student scores" in capsys.readouterr().out
+    bench = client.search_runs([run.info.experiment_id], "tags.benchmark = 'distill_speed'")
+    assert [b.data.tags["teacher"] for b in bench] == [ensemble_run]
 
 
 def test_soft_targets_of_zero_and_one_fit_what_the_plain_pipeline_fits(real_data_dir):

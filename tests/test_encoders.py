@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import OFFLINE, PYTHON, build_tiny_models, run_script
+from tests.support import OFFLINE, PYTHON, build_tiny_models, run_script, script_main
 from tests.support import finished_run as support_finished_run
 
 @pytest.fixture(scope="session")
@@ -30,26 +30,13 @@ def real_slice(tmp_path_factory, real_data_dir) -> Path:
 
 # --- running the scripts in-process (imports cost more than the tiny runs themselves) ---
 
-import importlib.util  # noqa: E402
 import sys  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def train(family: str, argv):
     """What `python train/<family>.py ARGV` does, in this process."""
     from imdb_sentiment.families import train as train_family
     return train_family(family, argv)
-
-
-def script_main(name: str):
-    """The main() of bench/ or analysis/<name>.py, loaded as a user's `python <file>` would."""
-    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("bench", "analysis"))
-                if p.exists())
-    spec = importlib.util.spec_from_file_location(f"_script_{path.parent.name}_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 @pytest.fixture(scope="module")
