@@ -122,3 +122,15 @@ def combined_markdown(rows: list[dict], speed: Run | None) -> str:
                  f"ensemble in {fmt.fixed(m.get('teacher_seconds'), 1)} s: {fmt.fixed(m.get('speedup'), 1)}x "
                  f"faster (both through their logged MLflow models, in one process).")
     return text
+
+
+def parallel_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "No data-parallel run in this experiment yet (`make train-lstm NPROC=2`)."
+    header = ["Family", "Data", "Processes", "Batch per process", "Global batch", "Test acc", "Final train loss",
+              "Training time", "Device-hours", "Run"]
+    return fmt.markdown_table(header, [
+        [row["family"], "full" if row["limit"] is None else f"--limit {row['limit']}", str(row["processes"]),
+         str(row["batch_size"]), str(row["global_batch"]), fmt.fixed(row["test_acc"]),
+         fmt.fixed(row["final_train_loss"]), fmt.duration(row["train_seconds"]), fmt.fixed(row["device_hours"], 3),
+         row["run_id"][:8]] for row in rows])

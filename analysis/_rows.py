@@ -26,6 +26,11 @@ METHOD_COLUMNS = ["model", "method", "quantize", "regulariser", "limit", "tokens
 # An ensemble beside its members and the student distilled from it.
 COMBINED_COLUMNS = ["role", "family", "model", "run_id", "limit", "test_acc", "test_auc", "predict_seconds_per_1k",
                     "train_seconds"]
+# A data-parallel run beside its one-process twin (the same global batch).
+PARALLEL_COLUMNS = ["family", "limit", "processes", "batch_size", "global_batch", "run_id", "test_acc",
+                    "final_train_loss", "train_seconds", "device_hours"]
+# What a data-parallel run and its one-process twin share (besides the global batch).
+TWIN_PARAMS = ("limit", "seed", "epochs", "val_fraction", "lr", "max_length", "data_sha256")
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
                  "device_hours", "best_value", "best_params", "best_test_acc", "best_run_id", "best_run_url",
                  "note"]
@@ -257,4 +262,33 @@ def combined_rows(runs: list[Run], select: str) -> list[dict]:
                    predict_seconds_per_1k=run.metrics.get("predict_seconds_per_1k"),
                    train_seconds=run.metrics.get("train_seconds"))
         rows.append(row)
+    return rows
+
+
+def parallel_rows(runs: list[Run], final_loss) -> list[dict]:
+    """Each finished run trained on several processes, followed by its one-process twin: the newest
+    finished run of the same family and TWIN_PARAMS whose batch equals the parallel run's global batch
+    (batch per process x processes). final_loss(run_id) is the last epoch's train_loss."""
+    finished = model_runs(runs)
+
+    def processes(run):
+        return int(run.tags.get("processes", run.params.get("processes", 1)) or 1)
+
+    def batch(run):
+        return int(run.params.get("batch_size", 0) or 0)
+
+    rows = []
+    for run in sorted((r for r in finished if processes(r) > 1), key=lambda r: r.start_time):
+        twins = [r for r in finished if processes(r) == 1 and r.family == run.family
+                 and batch(r) == batch(run) * processes(run)
+                 and all(r.params.get(k) == run.params.get(k) for k in TWIN_PARAMS)]
+        for member in [run] + ([latest(twins)] if twins else []):
+            row = dict.fromkeys(PARALLEL_COLUMNS)
+            row.update(family=member.family, limit=None if member.full_data else member.params["limit"],
+                       processes=processes(member), batch_size=batch(member),
+                       global_batch=batch(member) * processes(member), run_id=member.run_id,
+                       test_acc=member.metrics.get("test_acc"), final_train_loss=final_loss(member.run_id),
+                       train_seconds=member.metrics.get("train_seconds"),
+                       device_hours=member.metrics.get("device_hours"))
+            rows.append(row)
     return rows

@@ -166,7 +166,7 @@ def test_the_studies_section_is_rewritten_alone(store, tmp_path):
     text = readme.read_text()
     assert text.startswith(kept) and "old" not in text.removeprefix(kept)
     assert "| lstm-search | lstm | 5 | 3 | 1 |" in text and "0.9500" in text  # the best trial's test acc
-    with pytest.raises(UserError, match="--sections tables: expected names of results, studies, combined"):
+    with pytest.raises(UserError, match="--sections tables: expected names of results, studies, combined, parallel"):
         tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--readme", str(readme),
                      "--sections", "tables"])
 
@@ -312,3 +312,27 @@ def test_the_ensemble_its_members_and_its_student_side_by_side(tmp_path):
     with open(tmp_path / "out" / "ensemble_vs_student.csv", newline="") as handle:
         assert [row["role"] for row in csv.DictReader(handle)] == ["member", "member", "ensemble",
                                                                    "student of the ensemble"]
+
+
+def test_a_data_parallel_run_beside_its_one_process_twin(tmp_path):
+    uri, client, exp = new_store(tmp_path / "store")
+    same = {"limit": 2000, "seed": 42, "epochs": 2, "val_fraction": 0.2, "lr": 0.001, "max_length": 400,
+            "data_sha256": "abc"}
+
+    def lstm(minute, processes, batch, loss, **params):
+        return log_run(client, exp, minute, tags={"family": "lstm", "model": "lstm", "processes": processes},
+                       params={**same, "batch_size": batch, **params},
+                       metrics={"test_acc": 0.8, "train_seconds": 100 * processes, "device_hours": 0.01 * processes},
+                       curves={"train_loss": [0.6, loss]})
+    parallel = lstm(1, 2, 32, 0.41)
+    twin = lstm(2, 1, 64, 0.4)
+    lstm(3, 1, 32, 0.3)               # not the same global batch
+    lstm(4, 1, 64, 0.3, seed=7)       # not the same seed
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- parallel:start -->\n<!-- parallel:end -->\n")
+    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
+                 "--readme", str(readme), "--sections", "parallel"])
+    lines = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
+    assert lines[2:] == [
+        f"| lstm | --limit 2000 | 2 | 32 | 64 | 0.8000 | 0.4100 | 3m 20s | 0.020 | {parallel[:8]} |",
+        f"| lstm | --limit 2000 | 1 | 64 | 64 | 0.8000 | 0.4000 | 1m 40s | 0.010 | {twin[:8]} |"]
