@@ -43,8 +43,9 @@ def check_modules(needed: dict) -> None:
 def check_data(config, recipe: str) -> None:
     from .. import data
 
-    kinds = ["labeled", "test"] + (["unlabeled"] if recipe == "embedding" and config.embeddings == "word2vec"
-                                   else [])
+    reads_unlabeled = (recipe == "embedding" and config.embeddings == "word2vec") or \
+        (recipe == "distill" and config.unlabeled)
+    kinds = ["labeled", "test"] + (["unlabeled"] if reads_unlabeled else [])
     for kind in kinds:
         if data.find_kaggle_file(Path(config.data_dir), kind) is None:
             filename = data.KAGGLE_FILES[kind][0]
