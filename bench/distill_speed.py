@@ -37,7 +37,7 @@ class BenchConfig(RunConfig):
 def student_run(config: BenchConfig) -> combine.Member:
     if config.student is None:
         try:
-            return combine.best_runs(["distill"], config.experiment)[0]
+            return combine.best_runs(["distill"], config.experiment, config)[0]
         except UserError:
             raise UserError("--student: no finished distill run to default to; run `make train-distill` first, "
                             "or give --student RUN_ID") from None

@@ -58,18 +58,22 @@ def finished_run(run_id: str):
     return run
 
 
-def best_runs(families: list[str] | None, experiment: str | None = None) -> list[Member]:
-    """Each family's finished run with the best validation accuracy (all families when None)."""
+def best_runs(families: list[str] | None, experiment: str | None = None, config=None) -> list[Member]:
+    """Each family's finished run with the best validation accuracy (all families when None);
+    with `config`, only among the runs split as it splits (its seed, val_fraction and limit),
+    so a quick --limit run never stands in for a full-data one."""
     client = _client()
     found = client.get_experiment_by_name(experiment or paths.experiment_name())
     if found is None:
         raise UserError("no MLflow experiment with runs yet: train some families first")
     runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
                               order_by=["metrics.best_val_acc DESC"], max_results=5000)
+    wanted = None if config is None else {key: str(getattr(config, key)) for key in SPLIT_PARAMS if key != "data_sha256"}
     best = {}
     for run in runs:
         family = run.data.tags.get("family")
-        if family and "test_acc" in run.data.metrics and family not in best and \
+        same_split = wanted is None or all(run.data.params.get(k, "None") == v for k, v in wanted.items())
+        if family and "test_acc" in run.data.metrics and family not in best and same_split and \
                 run.data.tags.get("study_parent") != "true":
             best[family] = run
     if families is None:
@@ -77,7 +81,9 @@ def best_runs(families: list[str] | None, experiment: str | None = None) -> list
     else:
         missing = [name for name in families if name not in best]
         if missing:
-            raise UserError(f"--families: no finished run of {', '.join(missing)} "
+            split = "" if wanted is None else " split as this run is (" + ", ".join(
+                f"{k} {v}" for k, v in wanted.items()) + ")"
+            raise UserError(f"--families: no finished run of {', '.join(missing)}{split} "
                             f"(families with one: {', '.join(sorted(best)) or 'none'})")
         chosen = families
     return [member_of(best[name]) for name in chosen]

@@ -93,10 +93,25 @@ def test_no_test_prediction_or_label_reaches_the_fit(mlflow_store, data_dir, tmp
 def test_a_member_validated_on_other_reviews_is_refused(difference, message, mlflow_store, data_dir, tmp_path):
     from imdb_sentiment.errors import UserError
 
-    log_member(mlflow_store, data_dir, tmp_path, "cnn", noise=0.25)
+    cnn = log_member(mlflow_store, data_dir, tmp_path, "cnn", noise=0.25)
     other = log_member(mlflow_store, data_dir, tmp_path, "gru", noise=0.45, **difference)
     with pytest.raises(UserError, match=re.escape(f"member {other} (gru) was validated on other reviews: {message}")):
-        ensemble(data_dir)
+        ensemble(data_dir, "--runs", f"{cnn},{other}")
+    # Chosen by family, a run split otherwise is passed over, not refused.
+    with pytest.raises(UserError, match=re.escape("--families: no finished run of gru split as this run is (seed "
+                                                  "42, val_fraction 0.2, limit None)")):
+        ensemble(data_dir, "--families", "cnn,gru")
+
+
+def test_a_quick_run_never_stands_in_for_a_family(mlflow_store, data_dir, tmp_path):
+    """The best validation accuracy of a --limit run (a small validation set) does not make it
+    the family's member of a full-data ensemble."""
+    cnn = log_member(mlflow_store, data_dir, tmp_path, "cnn", noise=0.25)
+    gru = log_member(mlflow_store, data_dir, tmp_path, "gru", noise=0.45)
+    log_member(mlflow_store, data_dir, tmp_path / "quick", "gru", noise=0.01, limit=100)
+    ensemble(data_dir)
+    _, run = finished_run(mlflow_store, "stack")
+    assert set(run.data.params["members"].split(",")) == {cnn, gru}
 
 
 def test_bad_member_lists_are_one_line_errors(mlflow_store, data_dir, tmp_path):

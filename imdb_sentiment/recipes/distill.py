@@ -42,7 +42,7 @@ CHUNK = 5000
 def teacher_of(config: DistillConfig) -> combine.Member:
     if config.teacher is None:
         try:
-            return combine.best_runs(["ensemble"], config.experiment)[0]
+            return combine.best_runs(["ensemble"], config.experiment, config)[0]
         except UserError:
             raise UserError("--teacher: no finished ensemble run to default to; run `make ensemble` first, "
                             "or give --teacher RUN_ID") from None

@@ -26,7 +26,7 @@ def members_of(config: EnsembleConfig) -> list[combine.Member]:
     if config.runs:
         return [combine.member_of(combine.finished_run(run_id)) for run_id in config.runs.split(",")]
     families = config.families.split(",") if config.families else None
-    return combine.best_runs(families, config.experiment)
+    return combine.best_runs(families, config.experiment, config)
 
 
 def prepare(config: EnsembleConfig) -> Prepared:
