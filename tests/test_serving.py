@@ -214,7 +214,8 @@ def test_a_fresh_process_elsewhere_gives_the_same_probabilities(kind, logged, fr
 
 
 # Imported when installed, not needed to predict.
-NOT_NEEDED = {"bitsandbytes": "peft imports it if it can; the adapter is reloaded over a full-precision base"}
+NOT_NEEDED = {"bitsandbytes": "peft imports it if it can; the adapter is reloaded over a full-precision base",
+              "pyyaml": "mlflow's own dependency (it reads MLmodel files with it): installing mlflow brings it"}
 
 
 @pytest.mark.slow
