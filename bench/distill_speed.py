@@ -36,11 +36,8 @@ class BenchConfig(RunConfig):
 
 def student_run(config: BenchConfig) -> combine.Member:
     if config.student is None:
-        try:
-            return combine.best_runs(["distill"], config.experiment, config)[0]
-        except UserError:
-            raise UserError("--student: no finished distill run to default to; run `make train-distill` first, "
-                            "or give --student RUN_ID") from None
+        return combine.default_run("distill", config, "--student",
+                                   "run `make train-distill` first, or give --student RUN_ID")
     run = tracking.get_run(config.student)
     if run is None or run.data.tags.get("family") != "distill":
         raise UserError(f"--student {config.student}: not a distill run in the MLflow store")

@@ -89,6 +89,15 @@ def best_runs(families: list[str] | None, experiment: str | None = None, config=
     return [member_of(best[name]) for name in chosen]
 
 
+def default_run(family: str, config, flag: str, instead: str) -> Member:
+    """The best finished run of `family` split as `config` is, for a flag left out; else a one-line
+    error naming the flag and what to do `instead`."""
+    try:
+        return best_runs([family], config.experiment, config)[0]
+    except UserError:
+        raise UserError(f"{flag}: no finished {family} run to default to; {instead}") from None
+
+
 def split_of(params: dict) -> dict:
     return {key: params.get(key, "None") for key in SPLIT_PARAMS}
 

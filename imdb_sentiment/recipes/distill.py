@@ -41,11 +41,8 @@ CHUNK = 5000
 
 def teacher_of(config: DistillConfig) -> combine.Member:
     if config.teacher is None:
-        try:
-            return combine.best_runs(["ensemble"], config.experiment, config)[0]
-        except UserError:
-            raise UserError("--teacher: no finished ensemble run to default to; run `make ensemble` first, "
-                            "or give --teacher RUN_ID") from None
+        return combine.default_run("ensemble", config, "--teacher",
+                                   "run `make ensemble` first, or give --teacher RUN_ID")
     run = tracking.get_run(config.teacher)
     if run is None:
         raise UserError(f"--teacher {config.teacher}: no such run in {paths.default_tracking_uri()}")
