@@ -237,17 +237,21 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
 def combined_rows(runs: list[Run], select: str) -> list[dict]:
     """The chosen distill run, the ensemble that taught it (else the chosen ensemble run), and that
     ensemble's members, each with its test accuracy and AUC, what scoring 1,000 reviews costs with
-    it (an ensemble: its members' sum) and its training time."""
+    it (an ensemble: its members' sum) and its training time; the chosen ensemble run too, with
+    the members it adds, when it is not the teacher."""
     finished = model_runs(runs)
     by_id = {run.run_id: run for run in finished}
     student = select_run([run for run in finished if run.family == "distill"], select)
+    best = select_run([run for run in finished if run.family == "ensemble"], select)
     ensemble = by_id.get(student.tags.get("teacher")) if student else None
     if ensemble is None or ensemble.family != "ensemble":
-        ensemble = select_run([run for run in finished if run.family == "ensemble"], select)
+        ensemble = best
     chosen = []
-    if ensemble is not None:
-        members = [by_id[i] for i in ensemble.params.get("members", "").split(",") if i in by_id]
-        chosen += [("member", run) for run in members] + [("ensemble", ensemble)]
+    for role, stack in (("ensemble", ensemble), ("best ensemble", best if best is not ensemble else None)):
+        if stack is not None:
+            listed = {run.run_id for _, run in chosen}
+            members = [by_id[i] for i in stack.params.get("members", "").split(",") if i in by_id]
+            chosen += [("member", run) for run in members if run.run_id not in listed] + [(role, stack)]
     if student is not None:
         teacher = student.tags.get("teacher", "")
         role = "student of the ensemble" if ensemble and teacher == ensemble.run_id else \
