@@ -4,7 +4,8 @@ Plots from the runs in MLflow (`make plots`), as PNG files in --out-dir:
 - learning_curves_<table>.png: per reference table, the accuracy and loss per
   epoch of the run that stands for each family (the same run as in the tables);
 - pareto.png: test accuracy against training time of every finished model
-  run (ensembles and distilled students too), with the Pareto front (nothing
+  run (ensembles and distilled students too, at the training time of all the
+  runs they were made from), with the Pareto front (nothing
   else is both faster and more accurate): the short list of what is worth
   training; pareto_prediction.png: the same against prediction time per 1,000
   reviews (predict_seconds_per_1k): what is worth serving;
@@ -81,8 +82,18 @@ def learning_curve_figure(title: str, curves: dict[str, dict[str, list[tuple[int
 
 # x axes of the Pareto plots: metric -> (file name, what it measures). Ensembles and students
 # are points like any run (the "Ensembles and distilled students" table).
-PARETO_AXES = {"train_seconds": ("pareto.png", "training time"),
+PARETO_AXES = {"train_seconds": ("pareto.png", "training time"),  # an ensemble's or student's: total_train_seconds
                "predict_seconds_per_1k": ("pareto_prediction.png", "prediction time per 1,000 reviews")}
+
+
+def total_train_seconds(run: Run, by_id: dict[str, Run]) -> float | None:
+    """What it took to train a run from scratch: an ensemble's stacking plus its members' training,
+    a student's fit plus its teacher's; None when a run it was made from is not in the store."""
+    own = run.metrics.get("train_seconds")
+    made_from = run.params.get("members", "").split(",") if run.family == "ensemble" else \
+        [run.tags["teacher"]] if run.family == "distill" and "teacher" in run.tags else []
+    parts = [total_train_seconds(by_id[i], by_id) if i in by_id else None for i in made_from if i]
+    return None if own is None or None in parts else own + sum(parts)
 
 
 def pareto_figure(points_by_table: dict[str, list[tuple[float, float, str]]], what: str = "training time"):
@@ -178,12 +189,15 @@ def make_plots(store: RunStore, select: str, out_dir: Path, log: bool) -> list[P
                                 out_dir / f"learning_curves_{table.key}.png"))
 
     table_of = {name: TABLES[family.table] for name, family in FAMILIES.items()}
+    finished = model_runs(runs)
+    by_id = {run.run_id: run for run in finished}
     for metric, (name, what) in PARETO_AXES.items():
         points: dict[str, list] = {}
-        for run in model_runs(runs):
-            if "test_acc" in run.metrics and run.metrics.get(metric, 0) > 0:  # a log axis: no zero
+        for run in finished:
+            x = total_train_seconds(run, by_id) if metric == "train_seconds" else run.metrics.get(metric)
+            if "test_acc" in run.metrics and x:  # a log axis: no zero
                 points.setdefault(table_of.get(run.family, OTHER_TITLE), []).append(
-                    (run.metrics[metric], run.metrics["test_acc"], run.family))
+                    (x, run.metrics["test_acc"], run.family))
         if points:
             figure, front = pareto_figure(points, what)
             written.append(save(figure, out_dir / name))
