@@ -223,7 +223,7 @@ def test_make_tables(store, tmp_path):
                               f"--readme {readme}")
     assert done.returncode == 0, done.stderr
     results, studies = readme.read_text().split("<!-- results:end -->")
-    assert f"| lstm | `bilstm` | 0.8812 |" in results and "| lstm-search | lstm |" not in results
+    assert "| lstm | `bilstm` | 0.8812 |" in results and "| lstm-search | lstm |" not in results
     assert "| lstm-search | lstm |" in studies
 
 
