@@ -17,6 +17,7 @@ from ..metrics import accuracy
 from ..runs import Prepared, Trained
 from ..training import FitResult
 
+
 def prepare(config: TfidfConfig) -> Prepared:
     import torch
 
