@@ -143,6 +143,10 @@ def logit(probs: np.ndarray) -> np.ndarray:
     return np.log(clipped / (1 - clipped))
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
 def features(members: list[Member], split: str, ids) -> np.ndarray:
     """[reviews, members]: each member's logit of P(positive)."""
     return np.stack([logit(predictions(member, split, ids)) for member in members], axis=1)
@@ -155,7 +159,7 @@ class Stacker:
     intercept: float
 
     def predict(self, logits: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(logits @ self.coef + self.intercept)))
+        return sigmoid(logits @ self.coef + self.intercept)
 
     def to_json(self, members: list[Member]) -> str:
         return json.dumps({"members": [{"run_id": m.run_id, "family": m.family} for m in members],

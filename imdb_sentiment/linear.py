@@ -87,6 +87,14 @@ def hash_in_parallel(vectorizer: HashingVectorizer, reviews, n_jobs: int):
     return sp.vstack(parts).tocsr()
 
 
+def score(pipeline: Pipeline, reviews) -> np.ndarray:
+    """P(positive) of each review by a fitted build_pipeline pipeline, hashing on every core."""
+    import os
+
+    features = hash_in_parallel(pipeline.steps[0][1], reviews, os.cpu_count() or 1)
+    return pipeline[1:].predict_proba(features)[:, 1]
+
+
 def fit_soft(pipeline: Pipeline, features, targets) -> Pipeline:
     """Fit a build_pipeline pipeline, after its hashing step, to soft targets: `features` are the
     hashed reviews, `targets` P(positive) per review in [0, 1].

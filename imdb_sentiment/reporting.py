@@ -74,11 +74,11 @@ def confusion_figure(labels, probs):
 
 def report_test(splits: data.Splits, test_probs, val_probs, history: list[dict], best_epoch: int,
                 best_val_acc: float, train_seconds: float, run_started: float, trainable_params: int,
-                device_count: int = 1, predict_seconds: float | None = None) -> dict:
+                device_count: int = 1, predict_seconds_per_1k: float | None = None) -> dict:
     """Log final metrics and the test and validation artifacts to the active run; returns the metrics.
 
-    predict_seconds, the time the test predictions took, is logged per 1,000 reviews
-    (predict_seconds_per_1k): what scoring new reviews costs with this model.
+    predict_seconds_per_1k, the time the test predictions took per 1,000 reviews, is what scoring
+    new reviews costs with this model.
 
     test_acc (at 0.5) stays the headline; best_threshold, the one that maximises validation
     accuracy, is what the logged model's label uses.
@@ -101,8 +101,8 @@ def report_test(splits: data.Splits, test_probs, val_probs, history: list[dict],
         "trainable_params": trainable_params,
         "device_hours": (time.perf_counter() - run_started) * device_count / 3600.0,
     }
-    if predict_seconds is not None:
-        final["predict_seconds_per_1k"] = predict_seconds * 1000.0 / max(1, len(test_rows))
+    if predict_seconds_per_1k is not None:
+        final["predict_seconds_per_1k"] = predict_seconds_per_1k
     tracking.log_final(final)
     with tracking.scratch_dir() as scratch:
         scratch = Path(scratch)

@@ -146,15 +146,15 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
             # The test predictions are timed: the cost of scoring reviews with this model.
             predict_started = time.perf_counter()
             test_probs = trained.predict("test")
-            predict_seconds = time.perf_counter() - predict_started
+            per_1k = (time.perf_counter() - predict_started) * 1000.0 / max(1, len(splits.test)) \
+                if trained.predict_seconds_per_1k is None else trained.predict_seconds_per_1k
             val_probs = trained.predict("val")
             final = None
             if main:
                 final = report_test(splits, test_probs, val_probs, result.history, result.best_epoch,
                                     result.best_val_acc, result.train_seconds, started - result.earlier_seconds,
                                     trained.trainable_params, device_count=devices.device_count(prepared.device),
-                                    predict_seconds=predict_seconds if trained.predict_seconds_per_1k is None
-                                    else trained.predict_seconds_per_1k * len(splits.test) / 1000.0)
+                                    predict_seconds_per_1k=per_1k)
                 trained.log_model(final["best_threshold"])
             final = devices.broadcast(final)
     except NonFiniteLoss:

@@ -295,14 +295,13 @@ def _load_tfidf(artifacts: dict, settings: dict):
 def _load_ensemble(artifacts: dict, settings: dict):
     import mlflow.pyfunc
 
+    from .combine import Stacker, logit
+
     members = [mlflow.pyfunc.load_model(artifacts[member["artifact"]]) for member in settings["members"]]
-    coef, intercept = np.asarray(settings["coef"], dtype=np.float64), float(settings["intercept"])
+    stacker = Stacker(np.asarray(settings["coef"], dtype=np.float64), float(settings["intercept"]))
 
     def probabilities(reviews):
-        from .combine import logit
-
-        logits = np.stack([logit(predict_probabilities(member, reviews)) for member in members], axis=1)
-        return 1.0 / (1.0 + np.exp(-(logits @ coef + intercept)))
+        return stacker.predict(np.stack([logit(predict_probabilities(m, reviews)) for m in members], axis=1))
     return probabilities
 
 

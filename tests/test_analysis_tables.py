@@ -280,6 +280,20 @@ def test_encoder_methods_side_by_side(tmp_path):
     assert "| `deberta-v3` | full | lora (8bit) | none |" in text
 
 
+def rewrite_section(uri, tmp_path, section) -> str:
+    """The README text after `analysis/tables.py --sections <section>` rewrote that section alone."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"<!-- {section}:start -->\nold\n<!-- {section}:end -->\n")
+    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
+                 "--readme", str(readme), "--sections", section])
+    return readme.read_text()
+
+
+def table_rows(text: str) -> list[str]:
+    """The body rows of the markdown table in text (header and rule left out)."""
+    return [line for line in text.splitlines() if line.startswith("| ")][2:]
+
+
 def test_the_ensemble_its_members_and_its_student_side_by_side(tmp_path):
     """The combined section: the chosen student, the ensemble that taught it (not the better ensemble
     beside it), that ensemble's members, and the speed measured side by side."""
@@ -301,19 +315,15 @@ def test_the_ensemble_its_members_and_its_student_side_by_side(tmp_path):
                                "predict_seconds_per_1k": 0.41})
     log_run(client, exp, 6, tags={"benchmark": "distill_speed"},
             metrics={"reviews": 25000, "student_seconds": 10.0, "teacher_seconds": 80.0, "speedup": 8.0})
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- combined:start -->\nold\n<!-- combined:end -->\n")
-    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
-                 "--readme", str(readme), "--sections", "combined"])
-    lines = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
-    assert lines[2:] == [
+    text = rewrite_section(uri, tmp_path, "combined")
+    assert table_rows(text) == [
         f"| member | tfidf | `nb-logreg` | full | 0.9100 | 0.9700 | 0.40 | 45s | {tfidf[:8]} |",
         f"| member | cnn | `cnn` | full | 0.8900 | 0.9600 | 2.10 | 10m 00s | {cnn[:8]} |",
         f"| ensemble | ensemble | `stack:tfidf+cnn` | full | 0.9250 | 0.9750 | 2.50 | 2s | {teacher[:8]} |",
         f"| member | gru | `gru` | full | 0.8800 |  | 1.90 |  | {gru[:8]} |",
         f"| best ensemble | ensemble | `stack:tfidf+gru` | full | 0.9300 |  |  |  | {best[:8]} |",
         f"| student of the ensemble | distill | `nb-logreg` | full | 0.9160 | 0.9720 | 0.41 | 5m 00s | {student[:8]} |"]
-    assert "the student scores 25000 test reviews in 10.0 s, the ensemble in 80.0 s: 8.0x faster" in readme.read_text()
+    assert "the student scores 25000 test reviews in 10.0 s, the ensemble in 80.0 s: 8.0x faster" in text
     with open(tmp_path / "out" / "ensemble_vs_student.csv", newline="") as handle:
         assert [row["role"] for row in csv.DictReader(handle)] == ["member", "member", "ensemble", "member",
                                                                    "best ensemble", "student of the ensemble"]
@@ -333,11 +343,6 @@ def test_a_data_parallel_run_beside_its_one_process_twin(tmp_path):
     twin = lstm(2, 1, 64, 0.4)
     lstm(3, 1, 32, 0.3)               # not the same global batch
     lstm(4, 1, 64, 0.3, seed=7)       # not the same seed
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- parallel:start -->\n<!-- parallel:end -->\n")
-    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
-                 "--readme", str(readme), "--sections", "parallel"])
-    lines = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
-    assert lines[2:] == [
+    assert table_rows(rewrite_section(uri, tmp_path, "parallel")) == [
         f"| lstm | --limit 2000 | 2 | 32 | 64 | 0.8000 | 0.4100 | 3m 20s | 0.020 | {parallel[:8]} |",
         f"| lstm | --limit 2000 | 1 | 64 | 64 | 0.8000 | 0.4000 | 1m 40s | 0.010 | {twin[:8]} |"]

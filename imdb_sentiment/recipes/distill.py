@@ -121,21 +121,19 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
         keys += [f"unlabeled:{i}" for i in unlabeled["id"]]
         reviews += list(unlabeled["review"])
     teacher_probs = teacher_probabilities(teacher, keys, reviews, cache_path(teacher))
-    soft = 1.0 / (1.0 + np.exp(-combine.logit(teacher_probs) / config.temperature))
+    soft = combine.sigmoid(combine.logit(teacher_probs) / config.temperature)
     targets = soft.copy()
     labelled = len(train_rows)
     targets[:labelled] = config.alpha * train_rows["label"].to_numpy() + (1 - config.alpha) * soft[:labelled]
 
     pipeline = linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
                                      config.C, config.epochs, config.seed)
-    hasher, rest = pipeline.steps[0][1], pipeline[1:]
-    jobs = os.cpu_count() or 1
     fit_started = time.perf_counter()
-    linear.fit_soft(pipeline, linear.hash_in_parallel(hasher, reviews, jobs), targets)
+    linear.fit_soft(pipeline, linear.hash_in_parallel(pipeline.steps[0][1], reviews, os.cpu_count() or 1), targets)
     fit_seconds = time.perf_counter() - fit_started
 
     def predict(name):
-        return rest.predict_proba(linear.hash_in_parallel(hasher, getattr(splits, name)["review"], jobs))[:, 1]
+        return linear.score(pipeline, getattr(splits, name)["review"])
 
     val_probs = predict("val")
     teacher_val = combine.predictions(teacher, "val", list(splits.val["id"]))

@@ -55,8 +55,8 @@ def train(config: EnsembleConfig, prepared: Prepared, splits: data.Splits, on_ep
     stacker, out_of_fold = combine.fit_stacker(val_logits, val_labels, config.seed)
     test_logits = combine.features(members, "test", test_ids)  # read only after the fit
 
-    mean_val = np.mean(1 / (1 + np.exp(-val_logits)), axis=1)
-    mean_test = np.mean(1 / (1 + np.exp(-test_logits)), axis=1)
+    mean_val = np.mean(combine.sigmoid(val_logits), axis=1)
+    mean_test = np.mean(combine.sigmoid(test_logits), axis=1)
     stacked_val_acc = accuracy(val_labels, out_of_fold)
     metrics = {"val_acc": stacked_val_acc, "mean_val_acc": accuracy(val_labels, mean_val),
                "mean_test_acc": accuracy(splits.test["label"], mean_test)}

@@ -31,8 +31,7 @@ def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch
     hasher, rest = pipeline.steps[0][1], pipeline[1:]
 
     def predict(name):
-        features = linear.hash_in_parallel(hasher, getattr(splits, name)["review"], os.cpu_count() or 1)
-        return rest.predict_proba(features)[:, 1]
+        return linear.score(pipeline, getattr(splits, name)["review"])
 
     train_features = linear.hash_in_parallel(hasher, splits.train["review"], os.cpu_count() or 1)
     rest.fit(train_features, splits.train["label"].to_numpy())
