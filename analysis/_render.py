@@ -71,10 +71,10 @@ def render_markdown(tables: list[Table], studies: list[dict], experiment: str, s
         parts += [f"### {table.title}", model_markdown(table)]
     if methods is not None:
         parts += ["### Encoders by checkpoint and method",
-                  "Every encoder run group (checkpoint, data, method, regulariser), its "
+                  "Every encoder run group (checkpoint, data, tokens, method, regulariser), its "
                   f"{'best' if select == 'best' else 'newest'} finished run: the methods compared "
                   "on one backbone. vs plain = test accuracy minus that of plain full fine-tuning "
-                  "(method none, no regulariser) on the same checkpoint and data.",
+                  "(method none, no regulariser) on the same checkpoint, data and tokens.",
                   method_markdown(methods)]
     if include_studies:
         parts += ["### Hyperparameter searches", study_markdown(studies)]

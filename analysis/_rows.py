@@ -171,33 +171,36 @@ def method_rows(runs: list[Run], select: str) -> list[dict]:
     """Encoder runs (those tagged with a `method`) grouped by what differs between them,
     the chosen run of each group: full fine-tuning, LoRA, R-Drop and SCL on one
     checkpoint compare here, whichever family row each run stands for. Runs on a
-    --limit slice form their own groups, so a slice never hides behind the full data."""
+    --limit slice form their own groups, so a slice never hides behind the full data;
+    so do runs cut to another number of tokens."""
     groups: dict[tuple, list[Run]] = {}
     for run in model_runs(runs):
         if "method" not in run.tags:
             continue
         limit = None if run.full_data else run.params["limit"]
-        key = (run.tags.get("model", ""), limit, run.tags["method"], run.tags.get("quantize", "none"),
-               run.tags.get("regulariser", "none"))
+        key = (run.tags.get("model", ""), limit, run.params.get("tokens_per_review"), run.tags["method"],
+               run.tags.get("quantize", "none"), run.tags.get("regulariser", "none"))
         groups.setdefault(key, []).append(run)
     rows = []
-    # Checkpoint by checkpoint, full data first, then the larger slices.
-    for key in sorted(groups, key=lambda k: (k[0], k[1] is not None, -int(k[1] or 0), k[2:])):
-        model, limit, method, quantize, regulariser = key
+    # Checkpoint by checkpoint, full data first, then the larger slices; fewer tokens first.
+    for key in sorted(groups, key=lambda k: (k[0], k[1] is not None, -int(k[1] or 0), int(k[2] or 0), k[3:])):
+        model, limit, tokens, method, quantize, regulariser = key
         run = select_run(groups[key], select)
         row = dict.fromkeys(METHOD_COLUMNS)
         row.update(model=model, method=method, quantize=quantize, regulariser=regulariser, limit=limit,
-                   tokens_per_review=run.params.get("tokens_per_review"), family=run.family,
-                   **run_results(run))
+                   tokens_per_review=tokens, family=run.family, **run_results(run))
         rows.append(row)
     # vs_plain: test accuracy minus that of plain full fine-tuning (no PEFT, no
-    # regulariser) on the same checkpoint and the same data.
+    # regulariser) on the same checkpoint, the same data and the same tokens.
     def is_plain(row):
         return (row["method"], row["quantize"], row["regulariser"]) == ("none", "none", "none")
 
-    plain = {(row["model"], row["limit"]): row["test_acc"] for row in rows if is_plain(row)}
+    def setting(row):
+        return row["model"], row["limit"], row["tokens_per_review"]
+
+    plain = {setting(row): row["test_acc"] for row in rows if is_plain(row)}
     for row in rows:
-        baseline = plain.get((row["model"], row["limit"]))
+        baseline = plain.get(setting(row))
         if not is_plain(row) and not fmt.is_missing(baseline) and not fmt.is_missing(row["test_acc"]):
             row["vs_plain"] = round(row["test_acc"] - baseline, 5)
     return rows
