@@ -31,7 +31,8 @@ PARALLEL_COLUMNS = ["family", "limit", "processes", "batch_size", "global_batch"
                     "final_train_loss", "train_seconds", "device_hours"]
 # What a data-parallel run and its one-process twin share (besides the global batch).
 TWIN_PARAMS = ("limit", "seed", "epochs", "val_fraction", "lr", "max_length", "data_sha256")
-# What a training precision costs and reaches: one row per family x data x tokens x device x precision.
+# What a training precision costs and reaches: one row per family x checkpoint x data x tokens x device
+# x precision x processes.
 PRECISION_COLUMNS = ["family", "model", "limit", "tokens", "device", "precision", "processes", "run_id",
                      "step_ms", "train_seconds", "test_acc"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
