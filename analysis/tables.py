@@ -29,7 +29,7 @@ from analysis._render import (benchmark_markdown, combined_markdown, parallel_ma
 from analysis._rows import (COMBINED_COLUMNS, METHOD_COLUMNS, MODEL_COLUMNS, PARALLEL_COLUMNS, PRECISION_COLUMNS,
                             STUDY_COLUMNS, Table, combined_rows, load_reference, method_rows, model_tables,
                             parallel_rows, precision_rows, study_rows)
-from analysis._runs import RunStore, add_store_arguments, open_store
+from analysis._runs import Run, RunStore, add_store_arguments, open_store
 from imdb_sentiment.errors import UserError, run_main
 
 README_START = "<!-- results:start -->"
@@ -110,8 +110,7 @@ def write_outputs(out_dir: Path, sections: list[str], tables: list[Table], studi
     return written
 
 
-def build(store: RunStore, select: str, ui_url: str) -> tuple[list[Table], list[dict], list[dict]]:
-    runs = store.runs()
+def build(store: RunStore, runs: list[Run], select: str, ui_url: str) -> tuple[list[Table], list[dict], list[dict]]:
     tables = model_tables(runs, load_reference(), select)
     studies = study_rows(runs, lambda run_id: store.run_url(ui_url, run_id))
     return tables, studies, method_rows(runs, select)
@@ -152,10 +151,10 @@ def main(argv=None):
             replace_between_markers(readme_text, "", str(args.readme), section)
 
     store = open_store(args)
-    tables, studies, methods = build(store, args.select, args.ui_url)
-    markdown = render_markdown(tables, studies, store.experiment_name, args.select,
-                               benchmark_markdown(store.runs()), methods)
-    runs = store.runs()
+    runs = store.runs()  # one read of the store for every table
+    tables, studies, methods = build(store, runs, args.select, args.ui_url)
+    benchmarks = benchmark_markdown(runs)
+    markdown = render_markdown(tables, studies, store.experiment_name, args.select, benchmarks, methods)
     parallel = parallel_rows(runs, lambda run_id: _last(store.metric_history(run_id, "train_loss")))
     precision = precision_rows(runs, args.select)
     written = write_outputs(args.out_dir, sections if args.sections else list(SECTIONS), tables, studies,
@@ -164,7 +163,7 @@ def main(argv=None):
         print(f"wrote {path}")
     if readme_text is not None:
         content = {"results": render_markdown(tables, studies, store.experiment_name, args.select,
-                                              benchmark_markdown(store.runs()), methods, include_studies=False),
+                                              benchmarks, methods, include_studies=False),
                    "studies": studies_markdown(studies, store.experiment_name),
                    "combined": combined_section(runs, args.select, store.experiment_name),
                    "parallel": parallel_section(parallel, store.experiment_name),

