@@ -20,7 +20,7 @@ LAUNCH = $(if $(filter-out 1,$(NPROC)),OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(( 
 	$(VENV)/bin/torchrun --standalone --nproc_per_node $(NPROC),$(PY))
 
 .DEFAULT_GOAL := help
-.PHONY: help families setup setup-gpu data data-ready test test-fast bench-lstm bench-precision gpu-check
+.PHONY: help families setup setup-gpu data data-ready test test-as-avx2 test-fast bench-lstm bench-precision gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -48,8 +48,18 @@ data: setup ## fill data/ (FROM=<dir or archive> to import a local copy; FORCE=1
 data-ready: setup
 	@test -e data/labeledTrainData.tsv -o -e data/labeledTrainData.tsv.zip || $(MAKE) --no-print-directory data
 
-test: setup ## run the whole test suite (what CI runs; about 10 minutes on 2 cores)
+# On a CPU with native bf16, the precision tests run a second time as on one without (AVX2 only):
+# both kinds of host are proven from one. On an AVX2 host the first run already is that.
+AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+NATIVE_BF16 = $(PY) -c "import sys; from imdb_sentiment.device import cpu_has_native_bf16 as n; sys.exit(not n())"
+
+test: setup ## run the whole test suite (what CI runs), then the precision tests as an AVX2 host
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	@if $(NATIVE_BF16); then echo "native bf16 here: the precision tests again as a CPU without it (AVX2)"; \
+		$(MAKE) --no-print-directory test-as-avx2; fi
+
+test-as-avx2: setup ## the precision tests as on a CPU without native bf16 (instruction set capped to AVX2)
+	$(AS_AVX2) $(PY) -m pytest -q -m precision $(PYTEST_ARGS)
 
 test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end test (under 2 minutes)
 	$(PY) -m pytest -q -m "not slow and not browser and not postgres" $(PYTEST_ARGS)

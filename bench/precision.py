@@ -23,7 +23,7 @@ import numpy as np
 from imdb_sentiment import data, device as devices, text, tracking
 from imdb_sentiment.batching import TokenIds, make_loader
 from imdb_sentiment.config import EmbeddingConfig, EncoderConfig, flatten, option, parse_config, require
-from imdb_sentiment.errors import run_main
+from imdb_sentiment.errors import UserError, run_main
 from imdb_sentiment.families import FAMILIES
 from imdb_sentiment.metrics import accuracy
 from imdb_sentiment.training import FitSettings, fit, predict
@@ -142,18 +142,28 @@ def main(argv=None):
         side = SIDES[name](config, splits, device)
         for precision in config.precision_list:
             started = time.perf_counter()
-            numbers = measure(name, side, precision, splits, device)
+            try:
+                numbers = measure(name, side, precision, splits, device)
+            except UserError as refusal:  # bf16 LSTM on a CPU without native bf16: a row that says so
+                if precision == "fp32":
+                    raise
+                print(f"{name} {precision}: not run: {refusal}", flush=True)
+                rows.append((name, precision, None))
+                continue
             print(f"{name} {precision}: {numbers['step_ms']:.1f} ms/batch, test_acc {numbers['test_acc']:.4f} "
                   f"({time.perf_counter() - started:.0f}s)", flush=True)
             rows.append((name, precision, numbers))
             results.update({f"{name}_{precision}_{key}": value for key, value in numbers.items()})
         base = results.get(f"{name}_fp32_step_ms")
         for precision in config.precision_list:
-            if base and precision != "fp32":
+            if base and precision != "fp32" and f"{name}_{precision}_step_ms" in results:
                 results[f"{name}_{precision}_speedup"] = base / results[f"{name}_{precision}_step_ms"]
     print(f"\n{'model':8}{'precision':>10}{'ms/batch':>10}{'reviews/s':>11}{'val_acc':>9}{'test_acc':>9}"
           f"{'vs fp32':>9}")
     for name, precision, numbers in rows:
+        if numbers is None:
+            print(f"{name:8}{precision:>10}  refused on this CPU ({devices.describe_cpu_bf16()})", flush=True)
+            continue
         speedup = results.get(f"{name}_{precision}_speedup")
         print(f"{name:8}{precision:>10}{numbers['step_ms']:10.1f}{numbers['reviews_per_s']:11.1f}"
               f"{numbers['val_acc']:9.4f}{numbers['test_acc']:9.4f}"

@@ -186,6 +186,23 @@ def load_kaggle(data_dir, kind: str) -> ReadResult:
     return read_kaggle_file(path, kind)
 
 
+def kaggle_sha256(data_dir, kind: str) -> str:
+    """sha256 of `kind`'s uncompressed TSV bytes (as ReadResult.sha256), without parsing the rows:
+    what a cache built from that file keys on."""
+    data_dir = Path(data_dir)
+    path = find_kaggle_file(data_dir, kind)
+    if path is None:
+        return load_kaggle(data_dir, kind).sha256  # its one-line "file not found"
+    filename, _ = KAGGLE_FILES[kind]
+    try:
+        raw = _read_member_bytes(path, filename) if path.suffix == ".zip" else path.read_bytes()
+    except zipfile.BadZipFile:
+        raise UserError(f"{path}: not a valid zip archive") from None
+    if raw is None:
+        raise UserError(f"{path}: no {filename} inside")
+    return hashlib.sha256(raw).hexdigest()
+
+
 def load_test(data_dir) -> pd.DataFrame:
     return load_kaggle(data_dir, "test").rows
 

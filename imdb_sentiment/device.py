@@ -55,25 +55,61 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+# oneDNN's ISA names (ONEDNN_MAX_CPU_ISA) from which it computes bf16 in hardware.
+_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                     "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
+                     "AVX10_2_512_AMX_2", "DEFAULT", "ALL")
+
+
+def _onednn_allows_bf16() -> bool:
+    """False when ONEDNN_MAX_CPU_ISA caps oneDNN below its bf16 instructions (AVX2, AVX512_CORE, ...)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
+    if cap and cap not in _ONEDNN_BF16_ISAS:
+        return False
+    try:  # oneDNN's own answer, which honours the cap and the CPU
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bf16 in hardware: x86 with AVX512-BF16 or AMX (and torch
-    dispatching its AVX512 kernels), Arm with the BF16 extension. Elsewhere bf16 is emulated
-    and slower than fp32."""
+    dispatching its AVX512 kernels, and oneDNN allowed its bf16 instructions), Arm with the BF16
+    extension. Elsewhere bf16 is emulated and slower than fp32, and oneDNN has no bf16 LSTM.
+
+    The caps that make a host behave as one without (ATEN_CPU_CAPABILITY=avx2,
+    ONEDNN_MAX_CPU_ISA=AVX2: `make test` uses them to test both kinds) are honoured."""
     flags = _cpu_flags()
     if platform.machine().lower() in ("aarch64", "arm64"):
         return "bf16" in flags
     capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", ...
-    return capability.startswith("AVX512") and bool({"avx512_bf16", "amx_bf16"} & flags)
+    return capability.startswith("AVX512") and bool({"avx512_bf16", "amx_bf16"} & flags) and _onednn_allows_bf16()
 
 
-def resolve_precision(requested: str, device: torch.device, cpu_bf16_faster: bool = False) -> str:
+def describe_cpu_bf16() -> str:
+    """What this CPU does with bf16, for a message: e.g. "AVX2 kernels, no native bf16"."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    kernels = f"{capability} kernels" + (f", oneDNN capped at {cap}" if cap else "")
+    return f"{kernels}, {'native' if cpu_has_native_bf16() else 'no native'} bf16"
+
+
+_told_emulated = False
+
+
+def resolve_precision(requested: str, device: torch.device, cpu_bf16_faster: bool = False,
+                      recurrent: bool = False) -> str:
     """fp32, bf16 or fp16 for --precision `requested` on `device`.
 
     auto: bf16 on GPUs that have it (Ampere and later); fp16 with loss scaling on CUDA GPUs
     that do not (T4, V100, P100); fp32 on MPS; on a CPU bf16 only where the CPU has native
     bf16 and the recipe measured it faster (cpu_bf16_faster, decided per recipe from
     `make bench-precision`), else fp32.
+
+    bf16 asked for on a CPU without native bf16: refused for a network with LSTM layers
+    (`recurrent`: oneDNN has no bf16 LSTM there), else emulated, which this says once.
     """
+    global _told_emulated
     if requested not in PRECISIONS:
         raise UserError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {requested!r}")
     if requested == "fp16" and device.type == "cpu":
@@ -81,6 +117,14 @@ def resolve_precision(requested: str, device: torch.device, cpu_bf16_faster: boo
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         raise UserError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16; "
                         "use fp16 (loss-scaled) or auto")
+    if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        if recurrent:
+            raise UserError(f"--precision bf16: this CPU ({describe_cpu_bf16()}) cannot run an LSTM in bf16 "
+                            "(oneDNN has no emulated bf16 LSTM); use --precision fp32 (or auto)")
+        if not _told_emulated:
+            print(f"note: this CPU ({describe_cpu_bf16()}) emulates bf16: it trains, slower than fp32",
+                  flush=True)
+            _told_emulated = True
     if requested != "auto":
         return requested
     if device.type == "cuda":
@@ -88,6 +132,11 @@ def resolve_precision(requested: str, device: torch.device, cpu_bf16_faster: boo
     if device.type == "cpu" and cpu_bf16_faster and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def has_lstm(model: torch.nn.Module) -> bool:
+    """Whether a network holds LSTM layers (what bf16 on a CPU without native bf16 cannot run)."""
+    return any(isinstance(module, torch.nn.LSTM) for module in model.modules())
 
 
 def autocast(device: torch.device, precision: str):

@@ -166,6 +166,10 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
     _remove_checkpoints(prepared, keep=getattr(config, "keep_checkpoints", False))
     if main and config.register:  # once the run ended FINISHED
         serving.register(run_id, config.register)
+    if main:  # the last line a user sees: the result and where the run is
+        print(f"{tag}: test_acc {final['test_acc']:.4f} (val_acc {result.best_val_acc:.4f}), run {run_id} "
+              f"FINISHED in experiment {config.experiment or paths.experiment_name()} of "
+              f"{paths.default_tracking_uri()} (make mlflow-ui to browse it)", flush=True)
     return Outcome(run_id, result.best_val_acc, final["test_acc"], result.history)
 
 

@@ -86,8 +86,9 @@ def log_encoder_model(model, tokenizer, settings: dict, threshold: float = 0.5):
         if pickled:
             raise ValueError(f"log_encoder_model: save_pretrained wrote pickled weights ({', '.join(pickled)}); "
                              "only safetensors are logged")
+        quantised = is_peft and settings.get("quantize", "none") != "none"
         return _log("encoder", settings, threshold, scratch, {"encoder": "encoder"},
-                    extra_requirements=["peft"] if is_peft else [])
+                    extra_requirements=(["peft"] if is_peft else []) + (["bitsandbytes"] if quantised else []))
 
 
 # The pipeline linear.build_pipeline makes: (step name, class) in order.
@@ -248,22 +249,46 @@ def _load_encoder(artifacts: dict, settings: dict):
 
     folder = Path(artifacts["encoder"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    device = _device()
     if (folder / "adapter_config.json").exists():
         from peft import PeftModel
-        base = AutoModelForSequenceClassification.from_pretrained(settings["base_model"], num_labels=2)
-        if base.config.pad_token_id is None and tokenizer.pad_token_id is not None:
-            base.config.pad_token_id = tokenizer.pad_token_id  # as training set it
+
+        # The base exactly as the run trained on it: quantised the same way, or not at all.
+        base = _adapter_base(settings, tokenizer, device)
         model = PeftModel.from_pretrained(base, folder)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(folder)
-    device = _device()
-    model.to(device).eval()
+    if settings.get("quantize", "none") == "none":
+        model.to(device)  # a quantised base was placed by its device_map
+    model.eval()
     max_length, truncation = int(settings["max_length"]), settings["truncation"]
     batch_size = int(settings.get("batch_size", 64))
 
     def probabilities(reviews):
         return predict_reviews(model, tokenizer, reviews, max_length, truncation, batch_size, device=device)
     return probabilities
+
+
+def _adapter_base(settings: dict, tokenizer, device):
+    """The checkpoint an adapter goes on, loaded as training loaded it (encoders.loading.
+    load_classifier): a run on an 8-bit or 4-bit base gets that base again, never a
+    full-precision one that would compute other probabilities than the run logged."""
+    from .encoders.loading import load_classifier
+    from .errors import UserError
+
+    quantize = settings.get("quantize", "none")
+    if quantize != "none":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise UserError(f"this adapter was trained on a {quantize} base: serving it needs bitsandbytes "
+                            "(pip install bitsandbytes), which is not installed here") from None
+    model_type = settings.get("model_type")
+    if model_type is None:
+        from transformers import AutoConfig
+        model_type = AutoConfig.from_pretrained(settings["base_model"]).model_type
+    return load_classifier(settings["base_model"], model_type, device, quantize,
+                           settings.get("compute_dtype", "float32"), tokenizer.pad_token_id)
 
 
 def _load_tfidf(artifacts: dict, settings: dict):

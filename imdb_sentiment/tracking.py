@@ -118,7 +118,7 @@ def start_run(run_name: str | None, tags: dict, params: dict | None = None,
         configure(tracking_uri, experiment)
     in_main_thread = sys.modules["threading"].current_thread() is sys.modules["threading"].main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per run
+    quiet_mlflow()
     run = mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
                            parent_run_id=parent_run_id, tags={k: str(v) for k, v in tags.items()},
                            log_system_metrics=True)
@@ -140,6 +140,17 @@ def start_run(run_name: str | None, tags: dict, params: dict | None = None,
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def quiet_mlflow() -> None:
+    """No MLflow chatter after a run's result: its "Downloading artifacts" bars (logging a model
+    validates the input example by downloading the model back, several bars a run), the
+    system-metrics start/stop lines and the input-example note. Warnings and errors stay."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow.system_metrics", "mlflow.pyfunc", "mlflow.models"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_params(config, extra: dict | None = None) -> dict:

@@ -17,6 +17,7 @@ the best epoch's weights restored, and the guard against a non-finite loss.
 import math
 import shutil
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -101,12 +102,22 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def decay_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW's parameter groups: weight decay on matrices (linear, convolution, recurrent and
+    embedding weights), none on biases and normalisation weights, which the BERT recipe and
+    HF's Trainer exempt. The rule is by shape, nanoGPT's: a 1-d parameter is a bias or a norm's
+    scale, so LayerNorm, RMSNorm and BatchNorm of any library are covered without a list."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def make_optimizer(model, settings: FitSettings, device: torch.device):
-    """AdamW over the trainable weights; CUDA's fused kernel (one launch for all weights) on a GPU."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    fused = device.type == "cuda" and all(p.is_floating_point() for p in params)
-    return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay,
-                             **({"fused": True} if fused else {}))
+    """AdamW over the trainable weights (decay_groups); CUDA's fused kernel (one launch for all
+    weights) on a GPU."""
+    groups = [group for group in decay_groups(model, settings.weight_decay) if group["params"]]
+    fused = device.type == "cuda" and all(p.is_floating_point() for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=settings.lr, **({"fused": True} if fused else {}))
 
 
 def _shard_for_training(loader, accelerator):
@@ -135,6 +146,7 @@ def predict(model, loader, forward, device=None, precision: str = "fp32", accele
     """(probabilities of the positive class in dataset order, mean CE loss or nan).
 
     Batches carry "index" (their rows' dataset positions), so any sampler order works.
+    precision: what the forward pass computes in (fp32 by default, as the logged model serves).
     all_processes (or fit's accelerator): every process of a torchrun run calls this; each
     predicts its shard (accelerate's, of the length-sorted batches) and gather_for_metrics
     joins them, dropping the reviews repeated to even out the last batch, so every process
@@ -158,7 +170,7 @@ def predict(model, loader, forward, device=None, precision: str = "fp32", accele
         batches = prepare_data_loader(loader, device=accelerator.device, num_processes=accelerator.num_processes,
                                       process_index=accelerator.process_index, put_on_device=True,
                                       even_batches=True, non_blocking=loader.pin_memory)
-        autocast = accelerator.autocast
+        autocast = nullcontext if precision == "fp32" else accelerator.autocast
         gather = accelerator.gather_for_metrics if accelerator.num_processes > 1 else None
     was_training = model.training
     model.eval()
@@ -209,6 +221,23 @@ class _Progress:
 def _own(accelerator, model):
     """The model itself inside what accelerate made of it (DDP, torch.compile; autocast kept)."""
     return accelerator.unwrap_model(model, keep_torch_compile=False)
+
+
+@contextmanager
+def _in_fp32(accelerator, model):
+    """The block runs the prepared model without the autocast accelerate wrapped its forward in:
+    validation in fp32, as the test predictions and the logged model compute, so the accuracy
+    that picks the best epoch is the one val_predictions.csv and the served model reproduce."""
+    own = _own(accelerator, model)
+    wrapped, original = own.__dict__.get("forward"), own.__dict__.get("_original_forward")
+    if wrapped is None or original is None:  # fp32 training: nothing was wrapped
+        yield
+        return
+    own.forward = original
+    try:
+        yield
+    finally:
+        own.forward = wrapped
 
 
 def _trained_weights_hooks(accelerator) -> None:
@@ -285,7 +314,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
     runs (so a run stopped there resumes after that epoch)."""
     compute_loss = compute_loss or cross_entropy_loss(forward)
     device = torch.device(device)
-    precision = devices.resolve_precision(settings.precision, device)
+    precision = devices.resolve_precision(settings.precision, device, recurrent=devices.has_lstm(model))
     accelerator = devices.make_accelerator(device, precision, settings.grad_accumulation, settings.compile)
     prepared = accelerator.prepare(model)
     optimizer = accelerator.prepare(optimizer or make_optimizer(model, settings, accelerator.device))
@@ -340,7 +369,8 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         # Every process's sums: the epoch's metrics are over all the reviews, the same on each.
         totals = accelerator.reduce(torch.tensor([loss_sum, correct, seen], dtype=torch.float64,
                                                  device=accelerator.device), reduction="sum").tolist()
-        val_probs, val_loss = predict(prepared, val_loader, forward, accelerator=accelerator)
+        with _in_fp32(accelerator, prepared):
+            val_probs, val_loss = predict(prepared, val_loader, forward, accelerator=accelerator)
         val_acc = float(np.mean((val_probs >= 0.5) == val_labels))
         metrics = {"train_loss": totals[0] / max(1, totals[2]), "train_acc": totals[1] / max(1, totals[2]),
                    "val_loss": val_loss, "val_acc": val_acc,

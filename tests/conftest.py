@@ -12,6 +12,26 @@ from tests.support import find_real_data, write_kaggle_files
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the precision marker must be there by then
+def pytest_collection_modifyitems(config, items):
+    """Tests marked native_bf16 skip on a CPU without native bf16, those marked no_native_bf16 on
+    one with it, saying why; both count as precision tests (`make test` runs those again as an
+    AVX2 host where this one has native bf16)."""
+    from imdb_sentiment.device import cpu_has_native_bf16, describe_cpu_bf16
+
+    native = cpu_has_native_bf16()
+    for item in items:
+        wanted = {"native_bf16": True, "no_native_bf16": False}
+        for marker, needs_native in wanted.items():
+            if marker not in item.keywords:
+                continue
+            item.add_marker(pytest.mark.precision)
+            if needs_native != native:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"this CPU has {describe_cpu_bf16()}; the test is for one with"
+                           f"{'' if needs_native else 'out'} it (make test-as-avx2 runs the other kind)"))
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     found = find_real_data()

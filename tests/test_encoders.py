@@ -109,8 +109,22 @@ def test_full_fine_tuning_script_per_architecture(architecture, tiny_models, rea
     assert run.data.metrics["trainable_params"] == int(run.data.params["total_params"])
 
 
+def logged_and_reloaded(client, run, data_dir, limit, tmp_path):
+    """(the run's logged test probabilities, what its logged model computes for those reviews now)."""
+    from imdb_sentiment import serving
+    from imdb_sentiment.data import load_splits
+
+    logged = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions.csv", str(tmp_path)))
+    test = load_splits(data_dir, limit=limit).test
+    assert list(test["id"]) == list(logged["id"])
+    reloaded = serving.predict_probabilities(serving.load(f"runs:/{run.info.run_id}/model"), test["review"])
+    return logged["prob_positive"].to_numpy(), reloaded
+
+
+@pytest.mark.precision  # bitsandbytes' CPU kernels differ with the CPU's bf16 support
 @pytest.mark.parametrize("bits", ["8bit", "4bit"])
-def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store, tmp_path):
+def test_quantised_lora_on_cpu_and_its_model_computes_the_same_on_the_same_base(bits, tiny_models, real_slice,
+                                                                               store, tmp_path):
     train("deberta-lora", tiny_args(real_slice, tiny_models["deberta"], f"lora-{bits}", "--quantize", bits))
     client, run = finished_run(store, f"lora-{bits}")
     assert run.data.tags["quantize"] == bits
@@ -118,6 +132,9 @@ def test_quantised_lora_on_cpu(bits, tiny_models, real_slice, store, tmp_path):
     assert run.data.params["lora_targets_resolved"] == "query_proj,value_proj"
     assert run.data.metrics["trainable_params"] < int(run.data.params["total_params"]) / 2
     assert "adapter_config.json" in model_files(client, run.info.run_id, tmp_path)
+    # Served on a full-precision base, the adapter computed other probabilities than the run logged.
+    logged, reloaded = logged_and_reloaded(client, run, real_slice, 60, tmp_path)
+    np.testing.assert_allclose(reloaded, logged, rtol=0, atol=1e-5)
 
 
 def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slice, store, tmp_path):
@@ -403,3 +420,70 @@ def test_virtual_tokens_are_trainable_and_change(method, tiny_models):
     now = dict(model.named_parameters())
     assert any(not torch.equal(now[name], value) for name, value in virtual.items()), "virtual tokens unchanged"
     assert all(torch.equal(now[name], value) for name, value in frozen.items()), "the base embeddings moved"
+
+
+# --- the review's defects at the setting that shows each --------------------------------------
+
+@pytest.mark.parametrize("architecture, positions", [("bert", 512), ("roberta", 514)])
+@pytest.mark.parametrize("method", ["prefix", "ptuning", "prompt"])
+def test_token_budget_leaves_the_virtual_tokens_their_positions(architecture, positions, method, tiny_models):
+    from imdb_sentiment.config import EncoderConfig
+    from imdb_sentiment.encoders.architectures import model_config, token_budget
+
+    base = model_config(str(tiny_models[architecture]))
+    assert base.max_position_embeddings == positions
+    config = EncoderConfig(model=str(tiny_models[architecture]), method=method, max_length=512,
+                           num_virtual_tokens=20)
+    # 512 positions in all (RoBERTa's first two belong to padding): 20 for the virtual tokens, 492 for the review
+    assert token_budget(config, base) == 492
+
+
+def test_prefix_at_512_tokens_trains_on_reviews_longer_than_492_tokens(tiny_models, real_slice, store):
+    """Prefix tuning's 20 virtual tokens take positions 0-19, so a review cut to 512 tokens ran past
+    BERT's 512 position embeddings (an index error) on any batch holding a review that long."""
+    from transformers import AutoTokenizer
+
+    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.encoders.tokens import tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    lengths = [len(ids) for ids in tokenize(tokenizer, load_splits(real_slice, limit=20).train["review"], 10_000,
+                                            "head")]
+    assert sum(length > 492 for length in lengths) >= 4, lengths  # the setting that shows the defect
+    train("bert", tiny_args(real_slice, tiny_models["bert"], "prefix-512", "--method", "prefix", "--limit", "20",
+                            "--max-length", "512", "--num-virtual-tokens", "20"))
+    _, run = finished_run(store, "prefix-512")
+    assert run.data.params["tokens_per_review"] == "492"
+
+
+def test_head_unfreezing_leaves_pefts_frozen_originals_frozen(tiny_models):
+    """unsloth's path makes the head train after get_peft_model; PEFT keeps a frozen copy of each
+    head module (original_module) that gets no gradient and must stay out of trainable_params."""
+    import torch
+
+    from imdb_sentiment.config import EncoderConfig
+    from imdb_sentiment.encoders.loading import load_transformers_model, unfreeze_heads
+    from imdb_sentiment.training import count_parameters
+
+    model, _ = load_transformers_model(EncoderConfig(model=str(tiny_models["bert"]), method="lora"), "bert",
+                                       torch.device("cpu"))
+    before = count_parameters(model)[0]
+    unfreeze_heads(model, "bert")
+    assert count_parameters(model)[0] == before
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert not any("original_module" in name for name in trainable), trainable
+    assert any("modules_to_save" in name and "classifier" in name for name in trainable)
+
+
+def test_a_4bit_base_computes_in_the_training_precision_not_a_guess_from_the_gpu(monkeypatch):
+    """On a T4 or V100 the resolver picks fp16, and torch reports bf16 support through emulation:
+    NF4 then computed in bf16 beside fp16 autocast."""
+    import torch
+
+    from imdb_sentiment.encoders.loading import COMPUTE_DTYPES, quantization_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    for precision, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        config = quantization_config("4bit", "bert", COMPUTE_DTYPES[precision])
+        assert config.bnb_4bit_compute_dtype == dtype

@@ -78,12 +78,14 @@ def check_method(config: EncoderConfig, model_type: str) -> None:
 
 
 def token_budget(config: EncoderConfig, base_config) -> int:
-    """max_length, less the virtual tokens prompt methods prepend (they take positions too)."""
+    """max_length, less the virtual tokens the prompt methods put before the review: P-tuning and
+    prompt tuning prepend them to the input, and prefix tuning's keys and values count as past
+    tokens, so a review's position ids start after them. Each takes a position."""
     budget = config.max_length
     positions = getattr(base_config, "max_position_embeddings", None)
     if positions and base_config.model_type in ("roberta", "xlm-roberta"):
         positions -= 2  # RoBERTa's positions start after the padding index
-    if config.method in ("ptuning", "prompt") and positions:
+    if config.method in ("ptuning", "prompt", "prefix") and positions:
         budget = min(budget, positions - config.num_virtual_tokens)
     elif positions:
         budget = min(budget, positions)

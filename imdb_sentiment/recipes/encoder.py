@@ -16,7 +16,8 @@ from ..batching import TokenIds, make_loader
 from ..config import EncoderConfig
 from ..encoders.architectures import check_method, lora_targets, model_config, require_cuda_for_unsloth, \
     token_budget
-from ..encoders.loading import TrainedWeights, load_transformers_model, load_unsloth_model, use_threads
+from ..encoders.loading import COMPUTE_DTYPES, TrainedWeights, load_transformers_model, load_unsloth_model, \
+    use_threads
 from ..encoders.tokens import forward, make_collate, tokenize
 from ..families import model_label
 from ..losses import COMPUTE_LOSSES
@@ -63,7 +64,7 @@ def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epo
     if config.backend == "unsloth":
         model, tokenizer = load_unsloth_model(config, model_type)
     else:
-        model, tokenizer = load_transformers_model(config, model_type, device)
+        model, tokenizer = load_transformers_model(config, model_type, device, prepared.precision)
     trainable, total = count_parameters(model)
     if devices.is_main_process():
         tracking.log_params({"trainable_params": trainable, "total_params": total})
@@ -90,10 +91,11 @@ def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epo
         if not config.save_model:
             return
         # What the pyfunc rebuilds the predictions with: the token budget the run tokenised with, and
-        # for an adapter the checkpoint it goes on (a local folder by its absolute path).
+        # for an adapter the checkpoint it goes on (a local folder by its absolute path), quantised
+        # as it trained (quantize, and compute_dtype for a 4-bit base).
         settings = {"max_length": prepared.context["tokens"], "truncation": config.truncation,
                     "batch_size": config.eval_batch_size, "model_type": model_type, "method": config.method,
-                    "quantize": config.quantize}
+                    "quantize": config.quantize, "compute_dtype": COMPUTE_DTYPES[prepared.precision]}
         if config.method != "none":
             local = Path(config.model).expanduser()
             settings["base_model"] = str(local.resolve()) if local.exists() else config.model

@@ -55,7 +55,10 @@ def word_vectors(config: EmbeddingConfig, splits: data.Splits, vocab: text.Vocab
         return None, {"embeddings_source": "random"}
     if config.embeddings == "word2vec":
         unlabeled_limit = 2 * config.limit if config.limit else None
-        key = text.cache_key(kind="word2vec", data=splits.sha256, limit=config.limit, seed=config.seed,
+        # Every file the vectors are trained on: the labelled (splits.sha256) and the unlabelled one.
+        key = text.cache_key(kind="word2vec", data=splits.sha256,
+                             unlabeled=data.kaggle_sha256(config.data_dir, "unlabeled"),
+                             limit=config.limit, seed=config.seed,
                              val_fraction=config.val_fraction, dim=config.embedding_dim,
                              epochs=config.w2v_epochs, window=config.w2v_window)
         path = paths.cache_dir(Path(config.data_dir)) / f"word2vec-{key}.npz"
@@ -93,8 +96,12 @@ CPU_BF16_FASTER = True
 def prepare(config: EmbeddingConfig) -> Prepared:
     devices.use_all_cores()
     device = devices.detect_device(config.device)
+    # The network built once on a two-word vocabulary, to know before any data loads whether it
+    # holds LSTM layers (bf16 without native bf16 cannot run those).
+    probe = build_model(config.model, config, make_embedding(None, 2, config.embedding_dim, True))
     return Prepared(device, model=config.model,
-                    precision=devices.resolve_precision(config.precision, device, CPU_BF16_FASTER))
+                    precision=devices.resolve_precision(config.precision, device, CPU_BF16_FASTER,
+                                                        recurrent=devices.has_lstm(probe)))
 
 
 def train(config: EmbeddingConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
