@@ -53,16 +53,19 @@ data-ready: setup
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 NATIVE_BF16 = $(PY) -c "import sys; from imdb_sentiment.device import cpu_has_native_bf16 as n; sys.exit(not n())"
 
+# Every core runs tests (pytest-xdist), a test module per worker: its fixtures are built once.
+PARALLEL := -n auto --dist loadfile
+
 test: setup ## run the whole test suite (what CI runs), then the precision tests as an AVX2 host
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PARALLEL) $(PYTEST_ARGS)
 	@if $(NATIVE_BF16); then echo "native bf16 here: the precision tests again as a CPU without it (AVX2)"; \
 		$(MAKE) --no-print-directory test-as-avx2; fi
 
 test-as-avx2: setup ## the precision tests as on a CPU without native bf16 (instruction set capped to AVX2)
-	$(AS_AVX2) $(PY) -m pytest -q -m precision $(PYTEST_ARGS)
+	$(AS_AVX2) $(PY) -m pytest -q $(PARALLEL) -m precision $(PYTEST_ARGS)
 
 test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end test (under 2 minutes)
-	$(PY) -m pytest -q -m "not slow and not browser and not postgres" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PARALLEL) -m "not slow and not browser and not postgres" $(PYTEST_ARGS)
 
 # Every family of imdb_sentiment/families.py: make train-<family> runs train/<family>.py
 # (dashes as underscores) with ARGS, e.g. make train-lstm ARGS="--epochs 5"; NPROC=2 on two processes.

@@ -14,9 +14,7 @@ What a run means comes from the project's logging contract:
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-
-from imdb_sentiment import paths
+from imdb_sentiment import paths, tracking
 from imdb_sentiment.errors import UserError
 
 FINISHED = "FINISHED"
@@ -109,7 +107,7 @@ class RunStore:
 
     def __init__(self, tracking_uri: str, experiment_name: str):
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = tracking.open_store(tracking_uri)
         experiment = self.client.get_experiment_by_name(experiment_name)
         if experiment is None:
             known = sorted(e.name for e in self.client.search_experiments())

@@ -2,8 +2,9 @@
 
 Serves a logged review model over HTTP on 127.0.0.1 (`make serve
 MODEL=models:/imdb-lstm@champion [PORT=5050]`, or MODEL=runs:/<id>/model):
-MLflow's scoring server (`mlflow models serve --env-manager local`, this
-environment, no new one). POST reviews to /invocations in any of MLflow's
+MLflow's scoring app (what `mlflow models serve --env-manager local` runs, in
+this environment) behind a check of each request's reviews
+(imdb_sentiment/serve_app.py). POST reviews to /invocations in any of MLflow's
 JSON formats, e.g.
 
     curl -s http://127.0.0.1:5050/invocations -H 'Content-Type: application/json' \\
@@ -11,8 +12,9 @@ JSON formats, e.g.
     {"predictions": [{"probability": 0.93, "label": 1}]}
 
 `label` is 1 when the probability reaches the threshold that was best on the
-run's validation reviews. A request without a `review` column of strings, or
-with no reviews, gets a 400 with one line saying what was expected. An unknown
+run's validation reviews. A request without a `review` column, with no reviews,
+or with a review that is not a string (a number, a null) gets a 400 with one
+line saying what was expected, in every JSON format MLflow accepts. An unknown
 run, model, version or alias is a one-line error before the server starts.
 """
 
@@ -36,9 +38,11 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"analysis/serve.py: {message} (see --help)")
 
 
-def server_command(model_uri: str, port: int, workers: int = 1) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "models", "serve", "--model-uri", model_uri, "--env-manager", "local",
-            "--host", HOST, "--port", str(port), "--workers", str(workers)]
+def server_command(port: int, workers: int = 1) -> list[str]:
+    """uvicorn running MLflow's scoring app behind the request check (imdb_sentiment/serve_app.py),
+    as `mlflow models serve --env-manager local` runs MLflow's app alone."""
+    return [sys.executable, "-m", "uvicorn", "--factory", "imdb_sentiment.serve_app:make_app", "--host", HOST,
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
 
 
 def main(argv=None):
@@ -67,11 +71,13 @@ def main(argv=None):
         raise UserError(f"--model {args.model}: {problem}")
     print(f"serving {args.model} on http://{HOST}:{args.port}/invocations  (store: {tracking_uri}; "
           "Ctrl-C to stop)", flush=True)
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # the server resolves the URI in this store
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow starts `uvicorn` by name: this environment's, also when .venv/bin is not on the PATH.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    command = server_command(args.model, args.port, args.workers)
+    from mlflow.pyfunc import scoring_server
+
+    # The model's files, fetched once here; each server worker loads them from this folder.
+    os.environ[scoring_server._SERVER_MODEL_PATH] = mlflow.artifacts.download_artifacts(artifact_uri=args.model)
+    command = server_command(args.port, args.workers)
     os.execv(command[0], command)  # signals reach the server itself, not a wrapper
 
 

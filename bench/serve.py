@@ -1,8 +1,8 @@
 """make bench-serve   (or: python bench/serve.py --help)
 
 The scoring server `make serve` runs, under a bounded burst: for each model,
-start it on a free port on 127.0.0.1 (analysis/serve.py: `mlflow models serve
---env-manager local`), wait until it answers, send --reviews test reviews in
+start it on a free port on 127.0.0.1 (analysis/serve.py: MLflow's scoring app
+behind the request check), wait until it answers, send --reviews test reviews in
 requests of --batch-size reviews from --clients concurrent clients, stop it.
 Prints, per model: requests, reviews per second over the burst, p50 and p99
 request latency, and errors (a non-200 answer, or one with the wrong number

@@ -7,6 +7,7 @@ PYTHONHASHSEED make it the same vectors on every run with the same seed.
 """
 
 import json
+import os
 import time
 import zlib
 from pathlib import Path
@@ -74,7 +75,9 @@ def load_or_train_word2vec(cache_path: Path, token_lists_fn, **settings):
     vectors = train_word2vec(token_lists_fn(), **settings)
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
+        # This process's own temporary name: two runs filling the same cache at once each write
+        # whole files, and the rename makes one of them the cache.
+        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp.npz")
         words = json.dumps(list(vectors.index_to_key)).encode()
         np.savez(tmp, words=np.frombuffer(words, dtype=np.uint8), vectors=vectors.vectors)
         tmp.replace(cache_path)

@@ -26,9 +26,10 @@ that run and goes on from it; a run that finishes removes its checkpoints
 unless --keep-checkpoints.
 """
 
+import errno
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +39,7 @@ from .config import flatten
 from .errors import UserError
 from .families import Family, family_tag
 from .reporting import log_data, report_test
-from .training import FitResult, FitSettings, NonFiniteLoss, Outcome, has_checkpoint
+from .training import FitResult, FitSettings, NonFiniteLoss, Outcome, free_space_note, has_checkpoint
 
 # Flags a resumed run may give differently from its first start.
 RESUME_MAY_DIFFER = {"resume", "keep_checkpoints", "progress", "device", "run_name", "data_dir", "register"}
@@ -108,6 +109,8 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
                extra_tags: dict | None = None) -> Outcome:
     """Train and test one model of `family` with `config`, logged as one MLflow run."""
     started = time.perf_counter()
+    if devices.is_main_process():
+        tracking.check_store()  # an unreachable store: one line now, not after the data and weights load
     recipe = family.recipe_of().load()
     tag = family_tag(family, config)
     prepared = recipe.prepare(config)
@@ -151,11 +154,13 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
             val_probs = trained.predict("val")
             final = None
             if main:
-                final = report_test(splits, test_probs, val_probs, result.history, result.best_epoch,
-                                    result.best_val_acc, result.train_seconds, started - result.earlier_seconds,
-                                    trained.trainable_params, device_count=devices.device_count(prepared.device),
-                                    predict_seconds_per_1k=per_1k)
-                trained.log_model(final["best_threshold"])
+                with _disk_full_is_one_line("the run's artifacts"):
+                    final = report_test(splits, test_probs, val_probs, result.history, result.best_epoch,
+                                        result.best_val_acc, result.train_seconds,
+                                        started - result.earlier_seconds, trained.trainable_params,
+                                        device_count=devices.device_count(prepared.device),
+                                        predict_seconds_per_1k=per_1k)
+                    trained.log_model(final["best_threshold"])
             final = devices.broadcast(final)
     except NonFiniteLoss:
         _remove_checkpoints(prepared, keep=False)  # resuming would meet the same loss again
@@ -171,6 +176,20 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
               f"FINISHED in experiment {config.experiment or paths.experiment_name()} of "
               f"{paths.default_tracking_uri()} (make mlflow-ui to browse it)", flush=True)
     return Outcome(run_id, result.best_val_acc, final["test_acc"], result.history)
+
+
+@contextmanager
+def _disk_full_is_one_line(what: str):
+    """A full disk while writing `what` is a UserError naming where and how much room is left (the
+    run then ends FAILED, and nothing is registered), not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        where = Path(error.filename) if error.filename else paths.store_dir()
+        raise UserError(f"no space left on the disk writing {what} ({where}); "
+                        f"{free_space_note(where)}: free some, then train again") from None
 
 
 def _remove_checkpoints(prepared: Prepared, keep: bool) -> None:

@@ -9,6 +9,7 @@ that on real data) at a fraction of the cost.
 import hashlib
 import html
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ def save_sequences(path: Path, sequences: dict[str, list[np.ndarray]], vocab: Vo
         arrays[f"{name}.lengths"] = lengths
     arrays["vocab"] = np.frombuffer(vocab.to_json().encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # runs filling one cache at once: each its own
     np.savez(tmp, **arrays)
     tmp.replace(path)
 

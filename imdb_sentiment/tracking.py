@@ -57,6 +57,74 @@ def _artifact_location_for(uri: str) -> str | None:
     return None
 
 
+# Schemes MLflow's tracking stores take (file paths, databases through SQLAlchemy, a server).
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_SERVER_SCHEMES = ("http", "https")
+STORE_TIMEOUT_SECONDS = 5
+
+
+def check_store(uri: str | None = None) -> str:
+    """The tracking URI, checked before anything loads: a server that does not answer, a refused
+    connection, an unknown host or a scheme MLflow does not know is one line (UserError) naming
+    the URI and what to do, within seconds, rather than MLflow's minutes of retries and a
+    traceback. A run's own requests keep MLflow's retries (an outage mid-run is survived)."""
+    import urllib.error
+    import urllib.request
+
+    from .errors import UserError
+
+    uri = uri or paths.default_tracking_uri()
+    scheme = urlparse(uri).scheme.split("+")[0]
+    fix = "start it, or unset MLFLOW_TRACKING_URI to use the local store mlflow/mlflow.db"
+    if scheme in _SERVER_SCHEMES:
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=STORE_TIMEOUT_SECONDS):
+                pass
+        except urllib.error.HTTPError:
+            pass  # something answers: a server behind a proxy or without /health; MLflow will tell
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise UserError(f"MLFLOW_TRACKING_URI={uri}: no tracking server answers there ({reason}); "
+                            f"{fix}") from None
+    elif scheme and scheme not in ("file", *_DATABASE_SCHEMES) and len(scheme) > 1:  # c:\... is a path
+        raise UserError(f"MLFLOW_TRACKING_URI={uri}: unknown scheme {scheme!r}; expected sqlite:///<file>, "
+                        "file:///<folder>, http(s)://<host>:<port> of a tracking server, or a database URL")
+    return uri
+
+
+def _store_lock(uri: str):
+    """An exclusive lock beside a local SQLite store, held while a process creates or migrates it:
+    MLflow's schema migration run by two processes at once on a new store loses one of them
+    (alembic: "Online migration expected to match one row"). A no-op for other stores."""
+    import fcntl
+    from contextlib import contextmanager
+
+    @contextmanager
+    def held():
+        if urlparse(uri).scheme != "sqlite":
+            yield
+            return
+        database = Path(uri[len("sqlite:///"):])
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with open(database.with_name(database.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    return held()
+
+
+def open_store(uri: str):
+    """An MlflowClient of the store at `uri`, created first if it is new, by one process at a
+    time (_store_lock). Once created, SQLite writers wait for each other: MLflow sets SQLite's
+    busy_timeout to 20 s on every session it opens (mlflow/store/db/utils.py)."""
+    from mlflow import MlflowClient
+
+    with _store_lock(uri):
+        return MlflowClient(tracking_uri=uri)  # builds the store (tables, migrations) on first use
+
+
 def configure(tracking_uri: str | None = None, experiment: str | None = None) -> str:
     """Point MLflow at the store and experiment (created, or tagged, as EXPERIMENT_KIND);
     returns the experiment id."""
@@ -65,6 +133,7 @@ def configure(tracking_uri: str | None = None, experiment: str | None = None) ->
     uri = tracking_uri or paths.default_tracking_uri()
     mlflow.set_tracking_uri(uri)
     name = experiment or paths.experiment_name()
+    open_store(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is None:
         try:
@@ -143,14 +212,14 @@ def start_run(run_name: str | None, tags: dict, params: dict | None = None,
 
 
 def quiet_mlflow() -> None:
-    """No MLflow chatter after a run's result: its "Downloading artifacts" bars (logging a model
-    validates the input example by downloading the model back, several bars a run), the
-    system-metrics start/stop lines and the input-example note. Warnings and errors stay."""
+    """No MLflow progress bars ("Downloading artifacts": logging a model validates its input
+    example by downloading the model back, several bars a run) and no system-metrics start/stop
+    lines. Warnings, errors and MLflow's one-line notes stay; the run's result is printed after
+    them all (runs.run_family)."""
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("mlflow.system_metrics", "mlflow.pyfunc", "mlflow.models"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
 
 
 def run_params(config, extra: dict | None = None) -> dict:

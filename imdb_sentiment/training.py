@@ -33,6 +33,7 @@ from .errors import UserError
 from .losses import cross_entropy_loss
 
 LAST_CHECKPOINT = "last"  # checkpoint_dir/last: the state after the last finished epoch
+PREVIOUS_CHECKPOINT = "previous"  # the one before, while `last` is being replaced
 
 
 class NonFiniteLoss(UserError):
@@ -262,24 +263,67 @@ def _trained_weights_hooks(accelerator) -> None:
 
 
 def _save_checkpoint(accelerator, folder: Path) -> None:
-    """accelerator.save_state into a fresh folder, renamed over the last one when complete,
-    so that a run killed while saving resumes from the epoch before."""
-    partial = folder / f"{LAST_CHECKPOINT}.partial"
+    """accelerator.save_state into a fresh folder, which becomes `last` only once complete; the
+    checkpoint it replaces stays as `previous`. A process killed at any moment (kill -9 in the
+    middle of the write, or between the renames) leaves a complete checkpoint to resume from:
+    `last`, or `previous` when `last` was being replaced."""
+    partial, last, previous = (folder / name for name in (f"{LAST_CHECKPOINT}.partial", LAST_CHECKPOINT,
+                                                          PREVIOUS_CHECKPOINT))
     if accelerator.is_main_process and partial.exists():
         shutil.rmtree(partial)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    try:
+        accelerator.save_state(str(partial))
+    except OSError as error:  # a full disk: the run fails, the checkpoints before stay
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        needed = sum(f.stat().st_size for f in last.rglob("*") if f.is_file()) if last.is_dir() else 0
+        raise UserError(f"cannot write the checkpoint {partial} ({error.strerror or error}); "
+                        f"{free_space_note(folder)}" + (f", a checkpoint needs about {needed / 1e6:.0f} MB"
+                                                        if needed else "")
+                        + f"; the last complete checkpoint stays in {folder}") from None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        last = folder / LAST_CHECKPOINT
         if last.exists():
-            shutil.rmtree(last)
+            if previous.exists():
+                shutil.rmtree(previous)
+            last.rename(previous)
         partial.rename(last)
+        if previous.exists():
+            shutil.rmtree(previous)
     accelerator.wait_for_everyone()
+
+
+def free_space_note(folder: Path) -> str:
+    """"N MB free on the filesystem of <folder>", for a message about a write that failed."""
+    try:
+        free = shutil.disk_usage(next(p for p in (folder, *folder.parents) if p.exists())).free
+    except (OSError, StopIteration):
+        return "cannot tell the free space there"
+    return f"{free / 1e6:.0f} MB free on the filesystem of {folder}"
 
 
 def has_checkpoint(folder) -> bool:
-    return folder is not None and (Path(folder) / LAST_CHECKPOINT).is_dir()
+    return folder is not None and any((Path(folder) / name).is_dir() for name in (LAST_CHECKPOINT,
+                                                                                 PREVIOUS_CHECKPOINT))
+
+
+def _load_checkpoint(accelerator, folder: Path) -> None:
+    """The newest complete checkpoint under folder, restored; a damaged one is named in one line
+    and the one before it (if there is one) is used instead."""
+    candidates = [folder / name for name in (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT) if (folder / name).is_dir()]
+    for index, candidate in enumerate(candidates):
+        try:
+            accelerator.load_state(str(candidate))
+            return
+        except Exception as error:  # a truncated or corrupted file: any reader's error
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            if index + 1 < len(candidates):
+                print(f"checkpoint {candidate} is damaged ({first}); resuming from {candidates[index + 1]}",
+                      flush=True)
+                continue
+            raise UserError(f"--resume: the checkpoint {candidate} is damaged ({first}) and there is none "
+                            "before it; start the run again") from None
 
 
 def _check_finite(loss, epoch: int, step: int, accelerator) -> float:
@@ -331,7 +375,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
     if settings.resume_checkpoint:
         if not has_checkpoint(folder):
             raise UserError(f"--resume: no checkpoint in {folder}")
-        accelerator.load_state(str(folder / LAST_CHECKPOINT))
+        _load_checkpoint(accelerator, folder)
         earlier_seconds = state.train_seconds
         if accelerator.is_main_process:
             print(f"resumed after epoch {state.epoch} (best val_acc {state.best_val_acc:.4f} at epoch "

@@ -12,12 +12,23 @@ from tests.support import find_real_data, write_kaggle_files
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+# The modules that take longest, first: `make test` runs the suite on every core (pytest-xdist,
+# a module per worker so that its fixtures are built once), and a long module started last
+# would leave the other cores idle at the end.
+LONGEST_FIRST = ["test_reference_settings.py", "test_search.py", "test_encoders.py", "test_served_runs.py",
+                 "test_classic_families.py", "test_end_to_end.py", "test_serving.py", "test_concurrent_store.py",
+                 "test_distill.py", "test_resume.py", "test_training.py"]
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the precision marker must be there by then
 def pytest_collection_modifyitems(config, items):
     """Tests marked native_bf16 skip on a CPU without native bf16, those marked no_native_bf16 on
     one with it, saying why; both count as precision tests (`make test` runs those again as an
-    AVX2 host where this one has native bf16)."""
+    AVX2 host where this one has native bf16). The longest modules go first (LONGEST_FIRST)."""
     from imdb_sentiment.device import cpu_has_native_bf16, describe_cpu_bf16
+
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's order stays
 
     native = cpu_has_native_bf16()
     for item in items:

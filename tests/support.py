@@ -246,3 +246,38 @@ def script_main(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+# --- a toy task the training loop learns in seconds (tests of the loop and of precision) ---
+
+def toy_data(n=32, seed=0):
+    """Label 1 reviews contain token 2 ("good"), label 0 contain token 3 ("bad"); lengths vary."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sequences, labels = [], []
+    for i in range(n):
+        label = i % 2
+        seq = rng.integers(4, 20, size=rng.integers(3, 15)).astype(np.int32)
+        seq[rng.integers(len(seq))] = 2 if label else 3
+        sequences.append(seq)
+        labels.append(label)
+    return sequences, np.array(labels)
+
+
+def tiny_lstm(dropout=0.0, seed=0):
+    import torch
+
+    from imdb_sentiment.models import RecurrentClassifier, make_embedding
+
+    torch.manual_seed(seed)
+    return RecurrentClassifier(make_embedding(None, 20, 8, False), "lstm", 8, 1, dropout, dropout)
+
+
+def loaders(n=32):
+    from imdb_sentiment.batching import TokenIds, make_loader
+
+    sequences, labels = toy_data(n)
+    train = make_loader(TokenIds(sequences, labels), 8, True, 0)
+    val = make_loader(TokenIds(sequences, labels), 8, False, 0)
+    return train, val

@@ -33,7 +33,9 @@ def test_two_processes_train_one_run_like_one_process_with_the_same_global_batch
                         timeout=300)
     wall = time.perf_counter() - started
     assert "torchrun --standalone --nproc_per_node 2" in result.stdout
-    assert result.stdout.count("test_acc") == 1  # only the main process reports
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("test_acc") for line in lines) == 1  # only the main process reports
+    assert lines[-1].startswith("lstm: test_acc") and "FINISHED" in lines[-1]  # and ends with the result
 
     client, one = finished_run(mlflow_store, "one")
     client, two = finished_run(mlflow_store, "two")  # exactly one run named two, FINISHED

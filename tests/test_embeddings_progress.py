@@ -34,3 +34,20 @@ def test_word2vec_prints_each_epoch_and_keeps_the_vectors(capsys, monkeypatch):
     silent = real_word2vec(**{**passed, "callbacks": ()}).wv
     assert vectors.index_to_key == silent.index_to_key
     np.testing.assert_array_equal(vectors.vectors, silent.vectors)
+
+
+def test_word2vec_cache_is_keyed_by_the_unlabelled_file_too(tiny_data_dir):
+    """The vectors train on the unlabelled reviews: a changed unlabelled file trains them anew
+    instead of reusing stale ones."""
+    from imdb_sentiment.config import EmbeddingConfig
+    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.recipes.word_vectors import encode_splits, word_vectors
+
+    config = EmbeddingConfig(data_dir=str(tiny_data_dir), embedding_dim=8, w2v_epochs=1, min_freq=1)
+    splits = load_splits(tiny_data_dir, config.val_fraction, config.seed)
+    vocab = encode_splits(config, splits).vocab
+    cached = lambda: word_vectors(config, splits, vocab)[1]["word2vec_cached"]  # noqa: E731
+    assert cached() is False and cached() is True
+    unlabeled = tiny_data_dir / "unlabeledTrainData.tsv"
+    unlabeled.write_text(unlabeled.read_text() + '"9999_0"\t"An entirely new review of a film."\n')
+    assert cached() is False

@@ -51,8 +51,13 @@ def assert_predict_gives_the_logged_numbers(client, run, data_dir, tmp_path):
 @pytest.mark.slow
 def test_make_train_lstm(mlflow_store, real_data_dir, tmp_path):
     for name in ("lstm-first", "lstm-cached"):
-        run_script(["make", "--no-print-directory", "train-lstm", f"ARGS={LSTM_TINY} --run-name {name}"])
+        result = run_script(["make", "--no-print-directory", "train-lstm", f"ARGS={LSTM_TINY} --run-name {name}"])
     client, run = finished_run(mlflow_store, "lstm-first")
+    # The output ends with the result and where the run is, not MLflow's download bars.
+    _, cached = finished_run(mlflow_store, "lstm-cached")
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("lstm: test_acc") and cached.info.run_id in last and "FINISHED" in last, last
+    assert "Downloading artifacts" not in result.stdout + result.stderr
     assert run.data.tags["family"] == "lstm" and run.data.tags["model"] == "lstm"
     assert run.data.params["embeddings_source"] == "word2vec"
     artifacts = assert_finished_with_submission(client, run, tmp_path, 300)

@@ -20,8 +20,7 @@ from imdb_sentiment import device as devices
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.models import ConvClassifier, forward_batch
 from imdb_sentiment.training import FitSettings, fit, predict
-from tests.support import REPO
-from tests.test_training import loaders, tiny_lstm
+from tests.support import REPO, loaders, tiny_lstm
 
 pytestmark = pytest.mark.precision
 

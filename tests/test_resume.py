@@ -88,3 +88,138 @@ def test_a_nan_loss_fails_the_run_with_one_line(tiny_data_dir, mlflow_store, mon
     client, run = finished_run(mlflow_store, "nan")
     assert run.info.status == "FAILED"
     assert not runs.checkpoint_dir(run.info.run_id).exists()  # nothing to resume: the same loss would come
+
+
+# --- runs that die: kill -9, a damaged checkpoint, a full disk ------------------------------
+
+def test_a_run_killed_while_replacing_its_checkpoint_resumes_from_the_complete_one(tiny_data_dir, mlflow_store,
+                                                                                   tmp_path):
+    """kill -9 between the renames of a checkpoint write leaves `previous` (complete) and a
+    half-written `last.partial`, and no `last`: --resume goes on from `previous`."""
+    whole = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "whole"))
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "torn"), on_epoch=stop_after_first_epoch)
+    client, run = finished_run(mlflow_store, "torn")
+    folder = runs.checkpoint_dir(run.info.run_id)
+    (folder / "last").rename(folder / "previous")
+    (folder / "last.partial").mkdir()
+    (folder / "last.partial" / "trained_weights.pt").write_bytes(b"half a file")
+    resumed = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--resume", run.info.run_id))
+    np.testing.assert_array_equal(logged_predictions(client, resumed.run_id, tmp_path)["prob_positive"],
+                                  logged_predictions(client, whole.run_id, tmp_path)["prob_positive"])
+
+
+def test_a_damaged_checkpoint_is_named_and_the_one_before_is_used(tiny_data_dir, mlflow_store, tmp_path, capsys):
+    import shutil
+
+    whole = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "whole"))
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "damaged"),
+                        on_epoch=stop_after_first_epoch)
+    client, run = finished_run(mlflow_store, "damaged")
+    folder = runs.checkpoint_dir(run.info.run_id)
+    shutil.copytree(folder / "last", folder / "previous")  # as if kept from the epoch before
+    weights = folder / "last" / "trained_weights.pt"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    resumed = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--resume", run.info.run_id))
+    assert f"checkpoint {folder / 'last'} is damaged" in capsys.readouterr().out
+    np.testing.assert_array_equal(logged_predictions(client, resumed.run_id, tmp_path)["prob_positive"],
+                                  logged_predictions(client, whole.run_id, tmp_path)["prob_positive"])
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "ruined"),
+                        on_epoch=stop_after_first_epoch)
+    _, run = finished_run(mlflow_store, "ruined")
+    weights = runs.checkpoint_dir(run.info.run_id) / "last" / "trained_weights.pt"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(UserError, match=f"the checkpoint {runs.checkpoint_dir(run.info.run_id) / 'last'} is "
+                                        "damaged .* and there is none before it"):
+        runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--resume", run.info.run_id))
+
+
+def no_space(path):
+    import errno
+    return OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def test_a_full_disk_at_a_checkpoint_fails_the_run_in_one_line_and_keeps_the_one_before(
+        tiny_data_dir, mlflow_store, monkeypatch):
+    """Simulated: the second checkpoint write meets ENOSPC, as on a full filesystem."""
+    from accelerate import Accelerator
+
+    real_save, calls = Accelerator.save_state, []
+
+    def save_state(self, output_dir=None, **kwargs):
+        calls.append(output_dir)
+        if len(calls) == 2:
+            raise no_space(output_dir)
+        return real_save(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", save_state)
+    with pytest.raises(UserError, match=r"cannot write the checkpoint .*last\.partial \(No space left on device\); "
+                                        r"\d+ MB free on the filesystem of .*, a checkpoint needs about"):
+        runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "full"))
+    _, run = finished_run(mlflow_store, "full")
+    assert run.info.status == "FAILED"
+    folder = runs.checkpoint_dir(run.info.run_id)
+    assert (folder / "last" / "trained_weights.pt").is_file() and not (folder / "last.partial").exists()
+    monkeypatch.setattr(Accelerator, "save_state", real_save)
+    resumed = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--resume", run.info.run_id))
+    assert resumed.run_id == run.info.run_id and len(resumed.history) == 2
+
+
+def test_a_full_disk_writing_the_model_fails_the_run_and_registers_nothing(tiny_data_dir, mlflow_store,
+                                                                           monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from imdb_sentiment import serving
+
+    def full(*args, **kwargs):
+        raise no_space(runs.paths.store_dir() / "artifacts")
+
+    monkeypatch.setattr(serving, "log_embedding_model", full)
+    with pytest.raises(UserError, match="no space left on the disk writing the run's artifacts .* MB free"):
+        runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "no-room", "--register", "imdb-full"))
+    _, run = finished_run(mlflow_store, "no-room")
+    assert run.info.status == "FAILED"
+    assert not MlflowClient(mlflow_store).search_registered_models()
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_training_resumes_to_the_uninterrupted_predictions(tiny_data_dir, mlflow_store,
+                                                                                  tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.support import PYTHON, REPO
+
+    many = ["--epochs", "40"]  # long enough to be killed in the middle
+    whole = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--run-name", "whole", *many))
+    process = subprocess.Popen([PYTHON, "train/lstm.py", "--data-dir", str(tiny_data_dir), *TINY, *many,
+                                "--run-name", "killed"], cwd=REPO, env=dict(os.environ),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client, deadline, folder = MlflowClient(mlflow_store), time.monotonic() + 120, None
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if folder is None:
+                found = client.search_runs([client.get_experiment_by_name("test").experiment_id],
+                                           "attributes.run_name = 'killed'")
+                folder = runs.checkpoint_dir(found[0].info.run_id) if found else None
+            if folder is not None and (folder / "last").is_dir():
+                os.kill(process.pid, signal.SIGKILL)  # in epoch 2 or writing its checkpoint
+                break
+            time.sleep(0.02)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    run_id = folder.name
+    assert client.get_run(run_id).info.status == "RUNNING"  # nothing ended it: the process died
+    resumed = runs.run_family(FAMILIES["lstm"], lstm(tiny_data_dir, "--resume", run_id, *many))
+    assert client.get_run(run_id).info.status == "FINISHED"
+    np.testing.assert_array_equal(logged_predictions(client, resumed.run_id, tmp_path)["prob_positive"],
+                                  logged_predictions(client, whole.run_id, tmp_path)["prob_positive"])

@@ -360,15 +360,35 @@ def test_make_serve_answers_mlflows_json_formats(body, server):
     assert all(p["label"] in (0, 1) for p in answer["predictions"])
 
 
+def in_format(name: str, rows, column: str = "review") -> dict:
+    """A request body carrying `rows` in one of MLflow's JSON formats."""
+    return {"dataframe_split": {"dataframe_split": {"columns": [column], "data": [[r] for r in rows]}},
+            "dataframe_records": {"dataframe_records": [{column: r} for r in rows]},
+            "inputs": {"inputs": {column: rows}},
+            "instances": {"instances": [{column: r} for r in rows]}}[name]
+
+
+# What README promises a 400 for, in each format: (rows, column, what the answer says).
+BAD_REQUESTS = {"no review column": (["Great."], "text", "expected a `review` column"),
+                "a number": (["Great.", 3], "review", "review 1: expected a string, got int 3"),
+                "a null": ([None], "review", "review 0: expected a string, got a missing value"),
+                "no rows": ([], "review", "no reviews to score: the input is empty")}
+FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("body, message", [
-    ({"dataframe_records": [{"text": "Great."}]}, "missing inputs ['review']"),
-    ({"dataframe_records": [{"review": "Great."}, {"review": 3}]}, "review 1: expected a string, got int 3"),
-    ({"dataframe_records": [{"review": None}]}, "review 0: expected a string, got a missing value"),
-    ({"dataframe_split": {"columns": ["review"], "data": []}}, "no reviews to score: the input is empty"),
-    ({"inputs": []}, "no reviews to score: the input is empty"),
+    *[(in_format(name, rows, column), message) for name in FORMATS
+      for rows, column, message in BAD_REQUESTS.values()],
+    # MLflow's schema enforcement cast these to the strings "42" and "None" and answered 200
+    ({"inputs": [42]}, "review 0: expected a string, got int 42"),
+    ({"instances": [42]}, "review 0: expected a string, got int 42"),
+    ({"inputs": ["Great.", None]}, "review 1: expected a string, got a missing value"),
+    ({"inputs": None}, "expected reviews: the input is null"),
     ("not json", "valid JSON"),
-], ids=["no review column", "a number", "a null", "no rows", "empty inputs", "not json"])
+], ids=[*[f"{name}-{problem}" for name in FORMATS for problem in BAD_REQUESTS],
+        "inputs list of a number", "instances list of a number", "inputs list with a null", "inputs null",
+        "not json"])
 @pytest.mark.slow
 def test_make_serve_refuses_bad_requests_and_stays_up(body, message, server):
     base, probs, _ = server
@@ -379,6 +399,29 @@ def test_make_serve_refuses_bad_requests_and_stays_up(body, message, server):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_burst_of_good_and_bad_requests_loses_no_good_answer(server):
+    """Bounded: 90 requests from 6 clients on localhost, every third one bad."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, probs, _ = server
+    bad = [in_format(name, rows, column) for name in FORMATS for rows, column, _ in BAD_REQUESTS.values()]
+
+    def send(i):
+        if i % 3 == 2:
+            return "bad", invoke(base, bad[i % len(bad)])
+        return "good", invoke(base, in_format(FORMATS[i % 4], REVIEWS))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(send, range(90)))
+    for kind, (status, answer) in answers:
+        if kind == "bad":
+            assert status == 400, answer
+        else:
+            assert status == 200, answer
+            np.testing.assert_allclose([p["probability"] for p in answer["predictions"]], probs, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_make_serve_says_where_and_refuses_a_missing_alias_in_one_line(server, store):
     base, _, log_path = server

@@ -6,33 +6,9 @@ import pytest
 import torch
 
 from imdb_sentiment.batching import BucketBatchSampler, TokenIds, make_loader, pad_batch
-from imdb_sentiment.models import RecurrentClassifier, forward_batch, make_embedding
+from imdb_sentiment.models import forward_batch
 from imdb_sentiment.training import FitSettings, fit, predict
-
-
-def toy_data(n=32, seed=0):
-    """Label 1 reviews contain token 2 ("good"), label 0 contain token 3 ("bad"); lengths vary."""
-    rng = np.random.default_rng(seed)
-    sequences, labels = [], []
-    for i in range(n):
-        label = i % 2
-        seq = rng.integers(4, 20, size=rng.integers(3, 15)).astype(np.int32)
-        seq[rng.integers(len(seq))] = 2 if label else 3
-        sequences.append(seq)
-        labels.append(label)
-    return sequences, np.array(labels)
-
-
-def tiny_lstm(dropout=0.0, seed=0):
-    torch.manual_seed(seed)
-    return RecurrentClassifier(make_embedding(None, 20, 8, False), "lstm", 8, 1, dropout, dropout)
-
-
-def loaders(n=32):
-    sequences, labels = toy_data(n)
-    train = make_loader(TokenIds(sequences, labels), 8, True, 0)
-    val = make_loader(TokenIds(sequences, labels), 8, False, 0)
-    return train, val
+from tests.support import loaders, tiny_lstm, toy_data
 
 
 def test_bucket_sampler_covers_every_item_once_in_similar_lengths():
@@ -355,3 +331,15 @@ def test_compile_runs_the_model_through_torch_compile():
                  torch.device("cpu"), forward=forward_batch)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # compiled graphs ran
     assert result.best_val_acc > 0.9 and type(model).__name__ == "RecurrentClassifier"
+
+
+def test_adamw_decays_matrices_and_exempts_biases_and_norm_weights():
+    """The BERT recipe and HF's Trainer leave biases and LayerNorm weights undecayed."""
+    from imdb_sentiment.training import make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    model[0].weight.requires_grad_(False)  # frozen weights are not optimised at all
+    optimizer = make_optimizer(model, FitSettings(epochs=1, lr=0.1, weight_decay=0.01), torch.device("cpu"))
+    decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decay == {id(model[1].weight): 0.01, id(model[1].bias): 0.0, id(model[2].weight): 0.0,
+                     id(model[2].bias): 0.0}

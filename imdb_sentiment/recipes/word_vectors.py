@@ -108,7 +108,7 @@ def train(config: EmbeddingConfig, prepared: Prepared, splits: data.Splits, on_e
     with devices.main_process_first():  # the main process fills the caches, the others read them
         encoded = encode_splits(config, splits)
         matrix, vector_info = word_vectors(config, splits, encoded.vocab)
-    if devices.is_main_process():
+    if devices.is_main_process() and not prepared.resume:  # a resumed run logged them when it started
         tracking.log_params({"vocab_size": len(encoded.vocab), "encoded_cached": encoded.cache_hit,
                              **vector_info})
     devices.set_seed(config.seed)  # the same initial weights whatever ran before

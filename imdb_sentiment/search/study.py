@@ -16,6 +16,7 @@ import time
 import warnings
 from contextlib import contextmanager
 
+from .. import tracking
 from ..config import flatten
 from ..errors import UserError
 from . import mlflow_runs
@@ -196,6 +197,7 @@ def run_study(setup) -> dict:
     elif search.pruner_in_use != search.pruner:
         print(f"note: pruning is off: it stops trials by validation accuracy, not {search.objectives}",
               flush=True)
+    tracking.check_store()  # before the study opens: its parent run and every trial log there
     url = storage_url(search.storage or default_storage())
     lock = StudyLock(url, setup.study_name)
     study, parent_run_id = open_study(setup, url, lock)
