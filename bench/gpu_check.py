@@ -84,7 +84,8 @@ def train_once(config, precision: str = "bf16", quantize: str = "none", method: 
                             progress=False, lr=1e-4)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     devices.set_seed(0)
-    model, _ = load_transformers_model(encoder, model_config(config.model).model_type, torch.device("cuda"))
+    model, _ = load_transformers_model(encoder, model_config(config.model).model_type, torch.device("cuda"),
+                                       precision)
     wrapped = TrainedWeights(model)
     before = {name: value.detach().float().clone() for name, value in wrapped.state_dict().items()}
     train, val = synthetic_loaders(config, tokenizer)

@@ -121,7 +121,7 @@ def resolve_precision(requested: str, device: torch.device, cpu_bf16_faster: boo
         if recurrent:
             raise UserError(f"--precision bf16: this CPU ({describe_cpu_bf16()}) cannot run an LSTM in bf16 "
                             "(oneDNN has no emulated bf16 LSTM); use --precision fp32 (or auto)")
-        if not _told_emulated:
+        if not _told_emulated and is_main_process():
             print(f"note: this CPU ({describe_cpu_bf16()}) emulates bf16: it trains, slower than fp32",
                   flush=True)
             _told_emulated = True

@@ -26,7 +26,6 @@ that run and goes on from it; a run that finishes removes its checkpoints
 unless --keep-checkpoints.
 """
 
-import errno
 import shutil
 import time
 from contextlib import contextmanager, nullcontext
@@ -39,7 +38,8 @@ from .config import flatten
 from .errors import UserError
 from .families import Family, family_tag
 from .reporting import log_data, report_test
-from .training import FitResult, FitSettings, NonFiniteLoss, Outcome, free_space_note, has_checkpoint
+from .training import FitResult, FitSettings, NonFiniteLoss, Outcome, free_space_note, has_checkpoint, \
+    is_disk_full
 
 # Flags a resumed run may give differently from its first start.
 RESUME_MAY_DIFFER = {"resume", "keep_checkpoints", "progress", "device", "run_name", "data_dir", "register"}
@@ -184,10 +184,10 @@ def _disk_full_is_one_line(what: str):
     run then ends FAILED, and nothing is registered), not a traceback."""
     try:
         yield
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
+    except Exception as error:  # OSError, torch's RuntimeError, SQLAlchemy's: is_disk_full decides
+        if not is_disk_full(error):
             raise
-        where = Path(error.filename) if error.filename else paths.store_dir()
+        where = Path(error.filename) if getattr(error, "filename", None) else paths.store_dir()
         raise UserError(f"no space left on the disk writing {what} ({where}); "
                         f"{free_space_note(where)}: free some, then train again") from None
 

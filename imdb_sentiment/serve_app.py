@@ -89,8 +89,8 @@ class CheckedReviews:
         chunks, more = [], True
         while more:
             message = await receive()
-            if message["type"] != "http.request":
-                return await self.app(scope, receive, send)
+            if message["type"] != "http.request":  # the client went away: nobody to answer
+                return
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)

@@ -57,10 +57,17 @@ def _artifact_location_for(uri: str) -> str | None:
     return None
 
 
-# Schemes MLflow's tracking stores take (file paths, databases through SQLAlchemy, a server).
-_DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 _SERVER_SCHEMES = ("http", "https")
 STORE_TIMEOUT_SECONDS = 5
+
+
+def _known_schemes() -> set[str]:
+    """The URI schemes this MLflow has a tracking store for (its own, and any plugin's)."""
+    try:
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+        return set(_tracking_store_registry._registry)
+    except (ImportError, AttributeError):  # another MLflow: take its word later
+        return set()
 
 
 def check_store(uri: str | None = None) -> str:
@@ -80,13 +87,16 @@ def check_store(uri: str | None = None) -> str:
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=STORE_TIMEOUT_SECONDS):
                 pass
-        except urllib.error.HTTPError:
-            pass  # something answers: a server behind a proxy or without /health; MLflow will tell
+        except urllib.error.HTTPError as error:
+            if error.code in (502, 503, 504):  # a proxy or gateway saying the server behind it is not there
+                raise UserError(f"MLFLOW_TRACKING_URI={uri}: no tracking server answers there (HTTP "
+                                f"{error.code} from a proxy); {fix}") from None
+            # anything else answered: a server without /health, say; MLflow will tell the rest
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise UserError(f"MLFLOW_TRACKING_URI={uri}: no tracking server answers there ({reason}); "
                             f"{fix}") from None
-    elif scheme and scheme not in ("file", *_DATABASE_SCHEMES) and len(scheme) > 1:  # c:\... is a path
+    elif len(scheme) > 1 and _known_schemes() and scheme not in _known_schemes():  # c:\... is a path
         raise UserError(f"MLFLOW_TRACKING_URI={uri}: unknown scheme {scheme!r}; expected sqlite:///<file>, "
                         "file:///<folder>, http(s)://<host>:<port> of a tracking server, or a database URL")
     return uri
@@ -101,12 +111,18 @@ def _store_lock(uri: str):
 
     @contextmanager
     def held():
-        if urlparse(uri).scheme != "sqlite":
+        parsed = urlparse(uri)
+        if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
             yield
             return
-        database = Path(uri[len("sqlite:///"):])
-        database.parent.mkdir(parents=True, exist_ok=True)
-        with open(database.with_name(database.name + ".lock"), "a") as handle:
+        database = Path(uri[len("sqlite:///"):].split("?")[0])
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(database.with_name(database.name + ".lock"), "a")
+        except OSError:  # a read-only folder: nobody can create a store there, so nothing to guard
+            yield
+            return
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -14,7 +14,9 @@ restores. What stays ours: length-grouped batches sharded per process
 the best epoch's weights restored, and the guard against a non-finite loss.
 """
 
+import errno
 import math
+import pickle
 import shutil
 import time
 from contextlib import contextmanager, nullcontext
@@ -109,6 +111,8 @@ def decay_groups(model, weight_decay: float) -> list[dict]:
     HF's Trainer exempt. The rule is by shape, nanoGPT's: a 1-d parameter is a bias or a norm's
     scale, so LayerNorm, RMSNorm and BatchNorm of any library are covered without a list."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    if not weight_decay:  # one group, as before there were two (checkpoints of then still resume)
+        return [{"params": trainable, "weight_decay": 0.0}]
     return [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
 
@@ -264,9 +268,9 @@ def _trained_weights_hooks(accelerator) -> None:
 
 def _save_checkpoint(accelerator, folder: Path) -> None:
     """accelerator.save_state into a fresh folder, which becomes `last` only once complete; the
-    checkpoint it replaces stays as `previous`. A process killed at any moment (kill -9 in the
-    middle of the write, or between the renames) leaves a complete checkpoint to resume from:
-    `last`, or `previous` when `last` was being replaced."""
+    checkpoint it replaces becomes `previous` (the one before that is removed). A process killed
+    at any moment (kill -9 in the middle of the write, or between the renames) leaves a complete
+    checkpoint to resume from, and a damaged `last` leaves `previous`."""
     partial, last, previous = (folder / name for name in (f"{LAST_CHECKPOINT}.partial", LAST_CHECKPOINT,
                                                           PREVIOUS_CHECKPOINT))
     if accelerator.is_main_process and partial.exists():
@@ -274,11 +278,13 @@ def _save_checkpoint(accelerator, folder: Path) -> None:
     accelerator.wait_for_everyone()
     try:
         accelerator.save_state(str(partial))
-    except OSError as error:  # a full disk: the run fails, the checkpoints before stay
-        if accelerator.is_main_process:
+    except (OSError, RuntimeError) as error:
+        if not is_disk_full(error):
+            raise
+        if accelerator.is_main_process:  # a full disk: the run fails, the checkpoints before stay
             shutil.rmtree(partial, ignore_errors=True)
         needed = sum(f.stat().st_size for f in last.rglob("*") if f.is_file()) if last.is_dir() else 0
-        raise UserError(f"cannot write the checkpoint {partial} ({error.strerror or error}); "
+        raise UserError(f"cannot write the checkpoint {partial} (no space left on the device); "
                         f"{free_space_note(folder)}" + (f", a checkpoint needs about {needed / 1e6:.0f} MB"
                                                         if needed else "")
                         + f"; the last complete checkpoint stays in {folder}") from None
@@ -289,9 +295,17 @@ def _save_checkpoint(accelerator, folder: Path) -> None:
                 shutil.rmtree(previous)
             last.rename(previous)
         partial.rename(last)
-        if previous.exists():
-            shutil.rmtree(previous)
     accelerator.wait_for_everyone()
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a write failed for want of space: ENOSPC or EDQUOT from the OS, or the message
+    torch.save (PytorchStreamWriter), safetensors or SQLite give for it."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return any(sign in text for sign in ("no space left", "disk is full", "database or disk is full",
+                                         "pytorchstreamwriter failed writing", "file write failed"))
 
 
 def free_space_note(folder: Path) -> str:
@@ -316,11 +330,13 @@ def _load_checkpoint(accelerator, folder: Path) -> None:
         try:
             accelerator.load_state(str(candidate))
             return
-        except Exception as error:  # a truncated or corrupted file: any reader's error
+        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError, KeyError) as error:
+            # a truncated or corrupted file, as torch.load and safetensors report one
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             if index + 1 < len(candidates):
-                print(f"checkpoint {candidate} is damaged ({first}); resuming from {candidates[index + 1]}",
-                      flush=True)
+                if accelerator.is_main_process:
+                    print(f"checkpoint {candidate} is damaged ({first}); resuming from {candidates[index + 1]}",
+                          flush=True)
                 continue
             raise UserError(f"--resume: the checkpoint {candidate} is damaged ({first}) and there is none "
                             "before it; start the run again") from None

@@ -39,6 +39,12 @@ def tiny_cnn(seed=0):
     return ConvClassifier(make_embedding(None, 20, 8, False), [2, 3], 8, 0.0, 0.0)
 
 
+# The caps are x86's (oneDNN's ISA levels, ATen's AVX kernels); an Arm CPU ignores them.
+x86_only = pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+                              reason="ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY cap x86 CPUs only")
+
+
+@x86_only
 def test_the_caps_make_any_host_one_without_native_bf16():
     code = ("from imdb_sentiment.device import cpu_has_native_bf16, describe_cpu_bf16; "
             "print(cpu_has_native_bf16()); print(describe_cpu_bf16())")
@@ -49,6 +55,7 @@ def test_the_caps_make_any_host_one_without_native_bf16():
     assert "AVX2" in described and "no native bf16" in described
 
 
+@x86_only
 def test_bf16_lstm_on_a_cpu_without_native_bf16_is_one_line_before_any_data_loads(tmp_path):
     result = run_capped([sys.executable, "train/lstm.py", "--precision", "bf16", "--data-dir", str(tmp_path)],
                         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")

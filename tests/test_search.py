@@ -43,8 +43,10 @@ def trials_of(storage, name="tiny"):
 
 
 def study_runs(study: str) -> tuple:
-    """(parent runs, child runs) of a study in the current MLflow store."""
-    client = MlflowClient()
+    """(parent runs, child runs) of a study in the current MLflow store (opened as the lab opens
+    one: a worker may be creating it at this moment)."""
+    from imdb_sentiment import tracking
+    client = tracking.open_store(os.environ["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     if experiment is None:  # nothing logged yet
         return [], []

@@ -95,10 +95,21 @@ def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epo
         # as it trained (quantize, and compute_dtype for a 4-bit base).
         settings = {"max_length": prepared.context["tokens"], "truncation": config.truncation,
                     "batch_size": config.eval_batch_size, "model_type": model_type, "method": config.method,
-                    "quantize": config.quantize, "compute_dtype": COMPUTE_DTYPES[prepared.precision]}
+                    "quantize": config.quantize, "compute_dtype": _compute_dtype(model, prepared.precision)}
         if config.method != "none":
             local = Path(config.model).expanduser()
             settings["base_model"] = str(local.resolve()) if local.exists() else config.model
         serving.log_encoder_model(model, tokenizer, settings, threshold)
 
     return Trained(result, trainable, predict_split, log_model)
+
+
+def _compute_dtype(model, precision: str) -> str:
+    """What the 4-bit base computed in, as its config records it (unsloth picks its own), else
+    the one load_transformers_model chose from the precision."""
+    quantization = getattr(getattr(model, "config", None), "quantization_config", None)
+    if quantization is not None and not isinstance(quantization, dict):
+        quantization = quantization.to_dict()
+    if quantization and quantization.get("load_in_4bit") and quantization.get("bnb_4bit_compute_dtype"):
+        return str(quantization["bnb_4bit_compute_dtype"]).removeprefix("torch.")
+    return COMPUTE_DTYPES[precision]
