@@ -141,6 +141,47 @@ def open_store(uri: str):
         return MlflowClient(tracking_uri=uri)  # builds the store (tables, migrations) on first use
 
 
+# Processes writing to one SQLite store at once beyond which it is the wrong store: SQLite lets
+# one writer in at a time, and each waits at most MLflow's 20 s busy_timeout (six at once are
+# tested; a study with many workers or NPROC runs add up quickly).
+SQLITE_WRITERS = 8
+
+
+def note_sqlite_writers(uri: str) -> int:
+    """Count this process among the live ones writing to a local SQLite store (a file per process
+    in <db>.writers/, removed at exit, stale ones pruned); past SQLITE_WRITERS, say in one line
+    that a tracking server is the store for such a load. Returns how many there are."""
+    import atexit
+    import os
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
+        return 0
+    folder = Path(uri[len("sqlite:///"):].split("?")[0] + ".writers")
+    mine = folder / str(os.getpid())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not mine.exists():
+            mine.touch()
+            atexit.register(mine.unlink, missing_ok=True)
+        live = 0
+        for entry in folder.iterdir():
+            try:
+                os.kill(int(entry.name), 0)
+                live += 1
+            except (ValueError, ProcessLookupError):
+                entry.unlink(missing_ok=True)
+            except PermissionError:  # another user's live process
+                live += 1
+    except OSError:  # a read-only store folder: nobody writes there
+        return 0
+    if live > SQLITE_WRITERS:
+        print(f"note: {live} processes write to the SQLite store {uri} at once; past {SQLITE_WRITERS} it "
+              "makes them wait and may fail them: run a tracking server (mlflow server --backend-store-uri "
+              f"{uri}) and set MLFLOW_TRACKING_URI=http://127.0.0.1:5000", flush=True)
+    return live
+
+
 def configure(tracking_uri: str | None = None, experiment: str | None = None) -> str:
     """Point MLflow at the store and experiment (created, or tagged, as EXPERIMENT_KIND);
     returns the experiment id."""
@@ -149,6 +190,7 @@ def configure(tracking_uri: str | None = None, experiment: str | None = None) ->
     uri = tracking_uri or paths.default_tracking_uri()
     mlflow.set_tracking_uri(uri)
     name = experiment or paths.experiment_name()
+    note_sqlite_writers(uri)
     open_store(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is None:

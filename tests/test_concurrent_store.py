@@ -72,3 +72,26 @@ def test_a_tracking_store_that_is_not_there_is_one_line_before_anything_loads(ur
     assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
     assert lines[0].startswith(f"error: MLFLOW_TRACKING_URI={uri}: {says}"), lines[0]
     assert "unset MLFLOW_TRACKING_URI" in lines[0] or "expected sqlite" in lines[0], lines[0]
+
+
+def test_past_eight_writers_a_sqlite_store_says_to_use_a_tracking_server(tmp_path, capsys):
+    import sys
+
+    from imdb_sentiment import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    writers = tmp_path / "mlflow.db.writers"
+    writers.mkdir()
+    sleepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(8)]
+    try:
+        for sleeper in sleepers:
+            (writers / str(sleeper.pid)).touch()
+        (writers / "999999999").touch()  # a process that is gone: pruned, not counted
+        assert tracking.note_sqlite_writers(uri) == 9
+        assert "9 processes write to the SQLite store" in capsys.readouterr().out
+        assert not (writers / "999999999").exists()
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+    assert tracking.note_sqlite_writers(uri) == 1 and capsys.readouterr().out == ""
