@@ -321,9 +321,12 @@ def test_make_bench_precision_compares_fp32_and_bf16(tiny_data_dir, mlflow_store
 
 
 @pytest.mark.slow
-def test_compile_runs_the_model_through_torch_compile():
+def test_compile_runs_the_model_through_torch_compile(tmp_path, monkeypatch):
     import torch._dynamo
 
+    # A cache of its own: inductor's cache key leaves out ATEN_CPU_CAPABILITY, so kernels that a run
+    # capped to AVX2 left in the shared cache abort an uncapped process that loads them.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     torch._dynamo.reset()
     train, val = loaders()
     model = tiny_lstm()
