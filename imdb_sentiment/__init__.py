@@ -1,17 +1,30 @@
-"""Shared core of the IMDB sentiment lab: data, text, models, training, tracking.
+"""Shared core of the IMDB sentiment lab: data, text, models, training, tracking, serving.
 
 One module per concern:
-    paths       where the repo, data and MLflow store live
-    errors      UserError, the one-line error for a user mistake
-    config      typed dataclass configs and the command line made from them
-    data        Kaggle / aclImdb files -> rows (id, review, label, rating)
-    fetch       `make data`: download or import the data into data/
-    text        cleaning, tokens, vocabulary, encoding, on-disk cache
-    embeddings  word2vec training and word-vector files
-    batching    length-bucketed batches with masks
-    models      the embedding-family model builders (MODELS registry)
-    training    the shared training / evaluation loop
-    metrics     accuracy, AUC, Kaggle submission
-    tracking    MLflow runs, params, metrics, artifacts
-    pipeline    the end-to-end recipe a train/ script calls
+    paths         where the repo, data and MLflow store live
+    errors        UserError, the one-line error for a user mistake
+    config        typed dataclass configs and the command line made from them
+    families      the registry of model families (FAMILIES) and the tags their runs carry
+    data          Kaggle / aclImdb files -> rows (id, review, label, rating)
+    fetch         `make data`: download or import the data into data/
+    text          cleaning, tokens, vocabulary, encoding, on-disk cache
+    embeddings    word2vec training and word-vector files
+    batching      length-bucketed batches with masks
+    models        the embedding-family model builders (MODELS registry)
+    linear        the TF-IDF n-gram, naive-Bayes and logistic-regression pipeline
+    losses        cross-entropy, R-Drop and supervised contrastive losses
+    device        device, precision (CPU bf16 detection), processes and seeds
+    training      the shared training loop: fit, predict, checkpoints
+    runs          the run skeleton every family trains through (run_family)
+    recipes/      what each kind of family does inside a run (word vectors, encoder, tfidf, ...)
+    encoders/     pretrained encoders: architectures, PEFT methods, loading, tokens
+    metrics       accuracy, AUC, Kaggle submission
+    reporting     a run's test report, figures and prediction files
+    tracking      MLflow runs, params, metrics, artifacts; the store checked and opened
+    combine       stacking finished runs; the best run of a family
+    search/       Optuna studies: spaces, storage, budget, the study loop
+    serving       the logged pyfunc model of every family, its loading and registry
+    pyfunc_model  the file MLflow loads as the model
+    serve_app     `make serve`'s HTTP app: MLflow's scoring server behind a request check
+    inference     loading a logged model for predict and serve
 """
