@@ -65,7 +65,7 @@ test: setup ## run the whole test suite (what CI runs), then the precision tests
 test-as-avx2: setup ## the precision tests as on a CPU without native bf16 (instruction set capped to AVX2)
 	$(AS_AVX2) $(PY) -m pytest -q $(PARALLEL) -m precision $(PYTEST_ARGS)
 
-test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end test (under 2 minutes)
+test-fast: setup ## the fast tier: no subprocess, server, browser or end-to-end test (about 3 minutes)
 	$(PY) -m pytest -q $(PARALLEL) -m "not slow and not browser and not postgres" $(PYTEST_ARGS)
 
 # Every family of imdb_sentiment/families.py: make train-<family> runs train/<family>.py

@@ -45,6 +45,7 @@ x86_only = pytest.mark.skipif(__import__("platform").machine().lower() not in ("
 
 
 @x86_only
+@pytest.mark.slow  # a subprocess
 def test_the_caps_make_any_host_one_without_native_bf16():
     code = ("from imdb_sentiment.device import cpu_has_native_bf16, describe_cpu_bf16; "
             "print(cpu_has_native_bf16()); print(describe_cpu_bf16())")
@@ -56,6 +57,7 @@ def test_the_caps_make_any_host_one_without_native_bf16():
 
 
 @x86_only
+@pytest.mark.slow  # a subprocess
 def test_bf16_lstm_on_a_cpu_without_native_bf16_is_one_line_before_any_data_loads(tmp_path):
     result = run_capped([sys.executable, "train/lstm.py", "--precision", "bf16", "--data-dir", str(tmp_path)],
                         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
