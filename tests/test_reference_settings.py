@@ -34,7 +34,10 @@ import pytest
 
 from tests.support import OFFLINE, REPO, build_tiny_models
 
-pytestmark = [pytest.mark.slow, pytest.mark.precision]
+# Not a `precision` test: the settings train in whatever --precision auto resolves to, and the
+# reload holds on either kind of CPU; the quantised reload is proven capped to AVX2 by
+# test_encoders.py's quantised LoRA test, at a fraction of this module's cost.
+pytestmark = pytest.mark.slow
 
 # Prompt tuning's initial text (PromptTuningInit.TEXT): 10 virtual tokens cover it.
 PROMPT_INIT_TEXT = "Classify whether this movie review is positive or negative:"
