@@ -158,21 +158,27 @@ def find_kaggle_file(data_dir: Path, kind: str) -> Path | None:
     return None
 
 
-def read_kaggle_file(path: Path, kind: str) -> ReadResult:
-    """Read one Kaggle file, plain or zipped."""
+def _kaggle_bytes(path: Path, kind: str) -> tuple[bytes, str]:
+    """(the uncompressed TSV bytes of one Kaggle file, plain or zipped; where they came from)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     filename, _ = KAGGLE_FILES[kind]
-    if path.suffix == ".zip":
-        try:
-            raw = _read_member_bytes(path, filename)
-        except zipfile.BadZipFile:
-            raise UserError(f"{path}: not a valid zip archive") from None
-        if raw is None:
-            raise UserError(f"{path}: no {filename} inside")
-        return parse_kaggle_tsv(raw, kind, f"{path}!{filename}")
-    return parse_kaggle_tsv(path.read_bytes(), kind, str(path))
+    if path.suffix != ".zip":
+        return path.read_bytes(), str(path)
+    try:
+        raw = _read_member_bytes(path, filename)
+    except zipfile.BadZipFile:
+        raise UserError(f"{path}: not a valid zip archive") from None
+    if raw is None:
+        raise UserError(f"{path}: no {filename} inside")
+    return raw, f"{path}!{filename}"
+
+
+def read_kaggle_file(path: Path, kind: str) -> ReadResult:
+    """Read one Kaggle file, plain or zipped."""
+    raw, where = _kaggle_bytes(path, kind)
+    return parse_kaggle_tsv(raw, kind, where)
 
 
 def load_kaggle(data_dir, kind: str) -> ReadResult:
@@ -189,18 +195,10 @@ def load_kaggle(data_dir, kind: str) -> ReadResult:
 def kaggle_sha256(data_dir, kind: str) -> str:
     """sha256 of `kind`'s uncompressed TSV bytes (as ReadResult.sha256), without parsing the rows:
     what a cache built from that file keys on."""
-    data_dir = Path(data_dir)
-    path = find_kaggle_file(data_dir, kind)
+    path = find_kaggle_file(Path(data_dir), kind)
     if path is None:
         return load_kaggle(data_dir, kind).sha256  # its one-line "file not found"
-    filename, _ = KAGGLE_FILES[kind]
-    try:
-        raw = _read_member_bytes(path, filename) if path.suffix == ".zip" else path.read_bytes()
-    except zipfile.BadZipFile:
-        raise UserError(f"{path}: not a valid zip archive") from None
-    if raw is None:
-        raise UserError(f"{path}: no {filename} inside")
-    return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(_kaggle_bytes(path, kind)[0]).hexdigest()
 
 
 def load_test(data_dir) -> pd.DataFrame:

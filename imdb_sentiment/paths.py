@@ -33,14 +33,24 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite:/// tracking URI (query string left out); None for any other
+    store, an in-memory one included."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?")[0])
+
+
 def store_dir() -> Path:
     """Where files that belong with the runs but not in them are kept (checkpoints, a teacher's
     predictions): beside a local MLflow store, else the repo's mlflow/ (a remote tracking
     server keeps none of ours)."""
     uri = default_tracking_uri()
+    database = sqlite_file(uri)
+    if database is not None:
+        return database.parent
     parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        return Path(uri[len("sqlite:///"):]).parent
     if parsed.scheme in ("", "file"):
         return Path(parsed.path)
     return MLFLOW_DIR

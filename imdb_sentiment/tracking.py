@@ -48,13 +48,8 @@ def _raise_terminated(signum, frame):
 
 def _artifact_location_for(uri: str) -> str | None:
     """A local store keeps its artifacts beside its database, not in the cwd."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        db_path = Path(uri[len("sqlite:///"):])
-        return (db_path.parent / "artifacts").resolve().as_uri()
-    if parsed.scheme in ("", "file"):
-        return None
-    return None
+    database = paths.sqlite_file(uri)
+    return (database.parent / "artifacts").resolve().as_uri() if database is not None else None
 
 
 _SERVER_SCHEMES = ("http", "https")
@@ -102,33 +97,28 @@ def check_store(uri: str | None = None) -> str:
     return uri
 
 
+@contextmanager
 def _store_lock(uri: str):
     """An exclusive lock beside a local SQLite store, held while a process creates or migrates it:
     MLflow's schema migration run by two processes at once on a new store loses one of them
     (alembic: "Online migration expected to match one row"). A no-op for other stores."""
     import fcntl
-    from contextlib import contextmanager
 
-    @contextmanager
-    def held():
-        parsed = urlparse(uri)
-        if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
-            yield
-            return
-        database = Path(uri[len("sqlite:///"):].split("?")[0])
+    database = paths.sqlite_file(uri)
+    try:
+        if database is None:
+            raise FileNotFoundError
+        database.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(database.with_name(database.name + ".lock"), "a")
+    except OSError:  # not SQLite, or a read-only folder where nobody can create a store
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            database.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(database.with_name(database.name + ".lock"), "a")
-        except OSError:  # a read-only folder: nobody can create a store there, so nothing to guard
             yield
-            return
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    return held()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_store(uri: str):
@@ -154,10 +144,10 @@ def note_sqlite_writers(uri: str) -> int:
     import atexit
     import os
 
-    parsed = urlparse(uri)
-    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
+    database = paths.sqlite_file(uri)
+    if database is None:
         return 0
-    folder = Path(uri[len("sqlite:///"):].split("?")[0] + ".writers")
+    folder = database.with_name(database.name + ".writers")
     mine = folder / str(os.getpid())
     try:
         folder.mkdir(parents=True, exist_ok=True)

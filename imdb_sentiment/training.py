@@ -304,8 +304,8 @@ def is_disk_full(error: BaseException) -> bool:
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(error).lower()
-    return any(sign in text for sign in ("no space left", "disk is full", "database or disk is full",
-                                         "pytorchstreamwriter failed writing", "file write failed"))
+    return any(sign in text for sign in ("no space left", "disk is full", "pytorchstreamwriter failed writing",
+                                         "file write failed"))
 
 
 def free_space_note(folder: Path) -> str:
