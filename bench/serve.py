@@ -1,7 +1,7 @@
 """make bench-serve   (or: python bench/serve.py --help)
 
 The scoring server `make serve` runs, under a bounded burst: for each model,
-start it on a free port on 127.0.0.1 (analysis/serve.py: MLflow's scoring app
+start it on a free port on 127.0.0.1 (models/serve.py: MLflow's scoring app
 behind the request check), wait until it answers, send --reviews test reviews in
 requests of --batch-size reviews from --clients concurrent clients, stop it.
 Prints, per model: requests, reviews per second over the burst, p50 and p99
@@ -27,9 +27,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the `imdb_sentiment` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
@@ -66,7 +63,7 @@ class ServeBenchConfig:
 
 def train_models(config: ServeBenchConfig) -> dict[str, str]:
     """label -> runs:/ URI of an LSTM and a TF-IDF model trained on --limit reviews (the active store)."""
-    from imdb_sentiment.families import train
+    from imdb_sentiment.cli import train
 
     common = ["--data-dir", config.data_dir, "--limit", str(config.limit)]
     lstm = train("lstm", [*common, "--epochs", "1", "--embeddings", "random", "--max-length", "256",
@@ -82,7 +79,7 @@ def free_port() -> int:
 
 
 def start_server(model_uri: str, tracking_uri: str, log_path: Path, timeout: float):
-    """(process, base URL) of analysis/serve.py serving model_uri, once it answers /ping."""
+    """(process, base URL) of models/serve.py serving model_uri, once it answers /ping."""
     port = free_port()
     with open(log_path, "w") as log:  # its own session: the server's workers stop with it
         server = subprocess.Popen([sys.executable, str(REPO / "analysis" / "serve.py"), "--model", model_uri,

@@ -4,28 +4,56 @@ A config is a dataclass whose fields carry `metadata={"help": ...}`; the
 parser below turns each field into one flag (`max_length` -> `--max-length`),
 so no parameter is listed twice. Validation lives in each dataclass's
 `__post_init__` and raises UserError naming the flag.
+
+A field some runs do not use says so once, as data: `applies={"model":
+("capsule-lstm",)}`. Giving it to a run it does not apply to is an error, and
+the run does not log it (`applicable`). A value comes from the first of these
+that sets it: the command line, a `--config FILE.yaml`, the script's defaults
+(a family's, imdb_sentiment/families.py), the field's default here, then
+`__post_init__` may derive one left unset (an encoder's lr from DEFAULT_LR);
+`--print-config` shows each value with where it came from.
 """
 
 import argparse
 import dataclasses
+import difflib
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from .errors import UserError
+from .errors import ArgumentParser, UserError
+from .families import FAMILIES
 
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def option(default, help: str, choices=None):
-    """A config field: its default, its help text, optional choices."""
-    metadata = {"help": help}
+def _one_of(values) -> str:
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _applies_text(applies: dict) -> str:
+    return " and ".join(f"{flag(key)} {_one_of(values)}" for key, values in applies.items())
+
+
+def option(default, help: str, choices=None, applies: dict | None = None, derived: str | None = None):
+    """A config field: its default, its help text, optional choices.
+
+    applies: {field: values} when only runs whose `field` is one of `values` use it (else giving it
+    is an error, and it is not logged); derived: where __post_init__ takes the value from when
+    it is left unset, for --print-config (formatted with the config's fields)."""
+    metadata: dict[str, Any] = {"help": help}
     if choices is not None:
         metadata["choices"] = list(choices)
+    if applies:
+        metadata["applies"] = {key: tuple(values) for key, values in applies.items()}
+        metadata["help"] = f"{help} (only with {_applies_text(metadata['applies'])})"
+    if derived:
+        metadata["derived"] = derived
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -52,17 +80,10 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UserError (one line) instead of printing usage + exit."""
-
-    def error(self, message):
-        raise UserError(f"{self.prog}: {message} (see --help)")
-
-
 def build_parser(config_cls, prog: str | None = None, description: str | None = None,
                  defaults: dict | None = None) -> argparse.ArgumentParser:
     defaults = defaults or {}
-    parser = _Parser(prog=prog, description=description,
+    parser = ArgumentParser(prog=prog, description=description,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(config_cls)
     for field in dataclasses.fields(config_cls):
@@ -87,11 +108,211 @@ def build_parser(config_cls, prog: str | None = None, description: str | None = 
     return parser
 
 
-def parse_config(config_cls, argv=None, prog=None, description=None, defaults=None):
-    """Parse argv into config_cls; `defaults` lets a script set its own defaults."""
+class _Refused(argparse.Action):
+    """A flag a config leaves out because it would mean something else there (TF-IDF's --epochs):
+    giving it is a one-line error that says what to use instead."""
+
+    def __init__(self, option_strings, dest, why: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise UserError(f"{option_string}: {self.why}")
+
+
+_UNSET = object()  # argparse default: the flag was not given
+
+
+def parse_config(config_cls, argv=None, prog=None, description=None, defaults=None,
+                 defaults_source: str = "the script's defaults"):
+    """Parse argv into config_cls; `defaults` lets a script set its own defaults (`defaults_source`
+    says where they are written, for --print-config).
+
+    Besides the fields' flags: --config FILE.yaml (field names to values; the command line
+    overrides it) and --print-config (print the resolved config, each value with its source, and
+    exit 0 before anything loads). A flag given, on the command line or in the file, that the
+    config does not use (see `option`'s applies) is a one-line error."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    defaults = {k: v for k, v in (defaults or {}).items() if k in fields}
     parser = build_parser(config_cls, prog=prog, description=description, defaults=defaults)
-    namespace = parser.parse_args(argv)
-    return config_cls(**vars(namespace))
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="read flags from this YAML file (`max_length: 256`; dashes or underscores); "
+                             "flags on the command line override it. It is logged with the run (config/)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the config a run would use, each value with where it comes from (as "
+                             "YAML that --config reads), and exit")
+    refused = getattr(config_cls, "refused_flags", {})
+    for name, why in refused.items():
+        parser.add_argument(flag(name), nargs="?", action=_Refused, why=f"not a flag of {parser.prog}: {why}",
+                            help=argparse.SUPPRESS)
+    parser.parse_args(argv)  # --help, and every mistake on the command line, first
+    parser.set_defaults(**{name: _UNSET for name in [*fields, *refused, "config", "print_config"]})
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not _UNSET}
+    config_file, print_config = given.pop("config", None), given.pop("print_config", False)
+    from_file = read_config_file(config_file, config_cls, parser.prog) if config_file else {}
+
+    values, sources = {}, {}
+    for name in fields:
+        for layer, source in ((given, "command line"), (from_file, f"--config {config_file}"),
+                              (defaults, defaults_source)):
+            if name in layer:
+                values[name], sources[name] = layer[name], source
+                break
+        else:
+            sources[name] = _default_source(config_cls, name)
+    try:
+        config = config_cls(**values)
+    except UserError as error:  # a value the file set is out of range: name the file and its key
+        named, _, rest = str(error).partition(": ")
+        from_file_only = {flag(name): name for name in from_file if name not in given}
+        if named in from_file_only:
+            raise UserError(f"--config {config_file}: {from_file_only[named]}: {rest}") from None
+        raise
+    for name, field in fields.items():
+        if getattr(config, name) != values.get(name, field.default):
+            sources[name] = field.metadata.get("derived", f"{type(config).__name__}.__post_init__") \
+                .format_map(vars(config))
+    check_applies(config, {**{name: f"--config {config_file}: {name}" for name in from_file},
+                           **{name: flag(name) for name in given}})
+    if print_config:
+        print(describe_config(config, sources, parser.prog))
+        raise SystemExit(0)
+    if config_file:
+        config.config_file = config_file
+    return config
+
+
+def _default_source(config_cls, name: str) -> str:
+    """Where a field's default is written: the class that declares (or restates) it."""
+    owner = next(cls for cls in config_cls.__mro__ if name in cls.__dict__.get("__annotations__", {}))
+    return f"{owner.__name__} default, {owner.__module__.replace('.', '/')}.py"
+
+
+def _expected(tp, optional: bool) -> str:
+    if typing.get_origin(tp) is Literal:
+        text = "one of " + ", ".join(map(str, typing.get_args(tp)))
+    else:
+        text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+            tp, getattr(tp, "__name__", str(tp)))
+    return text + (" or null" if optional else "")
+
+
+def _file_value(value, tp, field, where: str):
+    """A value read from YAML as the field's type, converted as its flag would convert it
+    (`lr: 2e-5` reads as a string in YAML 1.1: it is a number here)."""
+    tp, optional = _unwrap_optional(tp)
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    converted = _UNSET
+    if value is None:
+        converted = None if optional else _UNSET
+    elif typing.get_origin(tp) is Literal:
+        converted = value if isinstance(value, str) and value in typing.get_args(tp) else _UNSET
+    elif tp is bool:
+        converted = value if isinstance(value, bool) else _UNSET
+    elif tp is str:
+        converted = value if isinstance(value, str) else str(value) if is_number else _UNSET
+    elif tp in (int, float):
+        if is_number and (tp is float or isinstance(value, int)):
+            converted = tp(value)
+        elif isinstance(value, str):
+            try:
+                converted = tp(value)
+            except ValueError:
+                pass
+    if converted is _UNSET:
+        raise UserError(f"{where}: expected {_expected(tp, optional)}, got {value!r}")
+    if "choices" in field.metadata and converted not in field.metadata["choices"]:
+        raise UserError(f"{where}: expected one of {', '.join(map(str, field.metadata['choices']))}, "
+                        f"got {value!r}")
+    return converted
+
+
+def read_yaml_mapping(path: str, where: str, expected: str) -> dict:
+    """The mapping a YAML file holds; a file that cannot be read, is not YAML or holds anything
+    else (an empty file too) is one line starting with `where` (`--config run.yaml`)."""
+    try:
+        import yaml
+    except ImportError:
+        raise UserError(f"{where}: PyYAML is not installed; run `make setup` (pip install -r requirements.txt)") \
+            from None
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise UserError(f"{where}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+        what = f"{problem} at line {mark.line + 1}" if problem and mark else str(error).splitlines()[0]
+        raise UserError(f"{where}: not valid YAML ({what})") from None
+    if not isinstance(loaded, dict):
+        got = "an empty file" if loaded is None else f"a {type(loaded).__name__}"
+        raise UserError(f"{where}: expected {expected}, got {got}")
+    return loaded
+
+
+def read_config_file(path: str, config_cls, prog: str | None = None) -> dict:
+    """{field: value} from a YAML mapping of field names (dashes or underscores) to values, each
+    checked against its field's type: a mistake is one line naming the file and the key."""
+    where = f"--config {path}"
+    loaded = read_yaml_mapping(path, where, "a mapping of flags to values (e.g. `max_length: 256`)")
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    refused = getattr(config_cls, "refused_flags", {})
+    script = prog or config_cls.__name__
+    values = {}
+    for key, value in loaded.items():
+        name = str(key).replace("-", "_")
+        if name in refused:
+            raise UserError(f"{where}: {key}: not a flag of {script}: {refused[name]}")
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            raise UserError(f"{where}: unknown key {key!r}: {script} has no flag {flag(name)}"
+                            + (f" (did you mean {close[0]}?)" if close else ""))
+        if name in values:
+            raise UserError(f"{where}: {key}: given twice (as {name} and {name.replace('_', '-')})")
+        values[name] = _file_value(value, hints[name], fields[name], f"{where}: {key}")
+    return values
+
+
+# --- which fields a run uses -------------------------------------------------------
+
+def not_applying(config, name: str, who: str = "this run has") -> str | None:
+    """None when `config` uses field `name`; else why not, as the end of a one-line error:
+    `applies to --model capsule-lstm only (this run has --model lstm)`."""
+    field = config.__dataclass_fields__.get(name.partition(".")[0])
+    for key, values in (field.metadata.get("applies", {}) if field else {}).items():
+        value = getattr(config, key)
+        if value not in values:
+            return f"applies to {flag(key)} {_one_of(values)} only ({who} {flag(key)} {value})"
+    return None
+
+
+def check_applies(config, given: dict, who: str = "this run has") -> None:
+    """given: field -> how it was given (`--num-capsules`); one it does not apply to is a UserError."""
+    for name, where in given.items():
+        reason = not_applying(config, name, who)
+        if reason:
+            raise UserError(f"{where}: {reason}")
+
+
+def applicable(config) -> dict:
+    """The config flattened (`flatten`), less the fields this run does not use: what a run logs."""
+    return {name: value for name, value in flatten(config).items() if not_applying(config, name) is None}
+
+
+def describe_config(config, sources: dict, prog: str | None = None) -> str:
+    """What --print-config prints: each field that applies as a YAML line, its source after `#`."""
+    import yaml
+
+    shown = applicable(config)
+    lines = [f"{yaml.safe_dump({name: value}, width=10**6).strip()}" for name, value in shown.items()]
+    width = max(map(len, lines), default=0)
+    out = [f"# {prog or type(config).__name__}: the config a run would use; after each value, where it comes "
+           "from (YAML: --config reads it back)"]
+    out += [f"{line:<{width}}  # {sources.get(name, '')}" for line, name in zip(lines, shown)]
+    unused = [flag(name) for name in flatten(config) if name not in shown]
+    if unused:
+        out.append(f"# not used by this run: {' '.join(unused)}")
+    return "\n".join(out)
 
 
 def flatten(config, prefix: str = "") -> dict:
@@ -121,13 +342,15 @@ def _default_data_dir() -> str:
 @dataclasses.dataclass
 class RunConfig:
     """What every training script accepts."""
+    # The --config file the flags were read from (set by parse_config; the run logs it). Not a field:
+    # it is not a setting of the model, and a trial or a resumed run need not repeat it.
+    config_file: ClassVar[str | None] = None
+
     data_dir: str = option(_default_data_dir(), "folder holding Kaggle's files (`make data` fills data/)")
     limit: int | None = option(None, "at most N training and N test reviews (stratified; word2vec then "
                                      "reads at most 2N unlabelled ones): for quick runs and tests")
     val_fraction: float = option(0.2, "share of the labelled reviews held out for validation (stratified)")
     seed: int = option(42, "seed for the split, initialisation, batching and dropout")
-    epochs: int = option(5, "maximum training epochs (early stopping may end sooner)")
-    max_length: int = option(400, "tokens kept per review")
     run_name: str | None = option(None, "MLflow run name (default: family and time)")
     experiment: str | None = option(None, "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or imdb-sentiment)")
     device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -142,8 +365,6 @@ class RunConfig:
                 "a model to register (drop --no-save-model)", self.register)
         require(self.limit is None or self.limit >= 10, "limit", "an integer >= 10", self.limit)
         require(0.0 < self.val_fraction < 0.9, "val_fraction", "a number in (0, 0.9)", self.val_fraction)
-        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        require(self.max_length >= 8, "max_length", "an integer >= 8", self.max_length)
 
 
 @dataclasses.dataclass
@@ -152,6 +373,8 @@ class NetworkConfig(RunConfig):
 
     The embedding and encoder families want other defaults for these; they
     restate a field with `new_default` and nothing else."""
+    epochs: int = option(5, "maximum training epochs (early stopping may end sooner)")
+    max_length: int = option(400, "tokens kept per review")
     truncation: Literal["head", "head_tail"] = option(
         "head_tail", "which tokens of a long review to keep: the first ones, or the first quarter "
                      "and the last three quarters (Sun et al. 2019: best on IMDB)")
@@ -172,6 +395,8 @@ class NetworkConfig(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        require(self.max_length >= 8, "max_length", "an integer >= 8", self.max_length)
         require(self.resume is None or (len(self.resume) == 32 and set(self.resume) <= set("0123456789abcdef")),
                 "resume", "an MLflow run id (32 hex digits)", self.resume)
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
@@ -184,10 +409,17 @@ class NetworkConfig(RunConfig):
 
 # --- the recipes' configs (imdb_sentiment/families.py names which family uses which) ---
 
+# What the word-vector networks read (models.py's builders): every one but the CNN has a
+# recurrent or Transformer width and depth; word2vec's settings apply when it makes the vectors.
+NOT_CNN = {"model": ("lstm", "gru", "cnn-lstm", "attention-lstm", "capsule-lstm", "transformer")}
+WORD2VEC = {"embeddings": ("word2vec",)}
+
+
 @dataclasses.dataclass
 class EmbeddingConfig(NetworkConfig):
     """Settings of the word-embedding families (each script sets its own defaults)."""
-    model: str = option("lstm", "model architecture: one of the MODELS registry")
+    model: str = option("lstm", "model architecture: one of the MODELS registry (models.py), each the name of "
+                                "an embedding family")
     lr: float = option(2e-3, "peak learning rate (AdamW)")
     min_freq: int = option(2, "words seen fewer times in the training split become <unk>")
     max_vocab: int | None = option(None, "keep at most this many words")
@@ -195,21 +427,25 @@ class EmbeddingConfig(NetworkConfig):
                                          "random, or the path of a GloVe / word2vec file")
     embedding_dim: int = option(200, "word-vector size (must match a vectors file)")
     freeze_embeddings: bool = option(False, "keep the word vectors fixed while training")
-    w2v_epochs: int = option(5, "word2vec training epochs")
-    w2v_window: int = option(5, "word2vec context window")
-    hidden_size: int = option(128, "recurrent hidden size per direction / model width")
-    num_layers: int = option(1, "stacked recurrent or encoder layers")
+    w2v_epochs: int = option(5, "word2vec training epochs", applies=WORD2VEC)
+    w2v_window: int = option(5, "word2vec context window", applies=WORD2VEC)
+    hidden_size: int = option(128, "recurrent hidden size per direction / model width", applies=NOT_CNN)
+    num_layers: int = option(1, "stacked recurrent or encoder layers", applies=NOT_CNN)
     dropout: float = option(0.3, "dropout before the classifier and between layers")
     embedding_dropout: float = option(0.2, "dropout on the word vectors")
-    num_filters: int = option(100, "cnn, cnn-lstm: convolution filters per width")
-    filter_sizes: str = option("3,4,5", "cnn: comma-separated convolution widths; cnn-lstm uses the first")
-    pool_size: int = option(2, "cnn-lstm: max-pool width along time between convolution and LSTM (1: none)")
-    attention_dim: int = option(128, "attention-lstm: size of the additive attention's hidden layer")
-    num_capsules: int = option(10, "capsule-lstm: output capsules")
-    capsule_dim: int = option(16, "capsule-lstm: size of each output capsule")
-    routing_iterations: int = option(3, "capsule-lstm: dynamic routing iterations")
-    num_heads: int = option(4, "transformer: attention heads (must divide --hidden-size, the model width)")
-    feedforward_dim: int = option(512, "transformer: feed-forward size in each encoder layer")
+    num_filters: int = option(100, "convolution filters per width", applies={"model": ("cnn", "cnn-lstm")})
+    filter_sizes: str = option("3,4,5", "comma-separated convolution widths (cnn-lstm uses the first)",
+                               applies={"model": ("cnn", "cnn-lstm")})
+    pool_size: int = option(2, "max-pool width along time between convolution and LSTM (1: none)",
+                            applies={"model": ("cnn-lstm",)})
+    attention_dim: int = option(128, "size of the additive attention's hidden layer",
+                                applies={"model": ("attention-lstm",)})
+    num_capsules: int = option(10, "output capsules", applies={"model": ("capsule-lstm",)})
+    capsule_dim: int = option(16, "size of each output capsule", applies={"model": ("capsule-lstm",)})
+    routing_iterations: int = option(3, "dynamic routing iterations", applies={"model": ("capsule-lstm",)})
+    num_heads: int = option(4, "attention heads (must divide --hidden-size, the model width)",
+                            applies={"model": ("transformer",)})
+    feedforward_dim: int = option(512, "feed-forward size in each encoder layer", applies={"model": ("transformer",)})
 
     @property
     def filter_size_list(self) -> list[int]:
@@ -217,8 +453,10 @@ class EmbeddingConfig(NetworkConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        from .models import MODELS  # the builders (torch): checked once a config is built, not at --help
-        require(self.model in MODELS, "model", f"one of {sorted(MODELS)}", self.model)
+        # Each network is an embedding family (its run is tagged with the name): checked against the
+        # registry's data, so a config is checked without loading torch (--print-config).
+        models = sorted(name for name, family in FAMILIES.items() if family.recipe == "embedding")
+        require(self.model in models, "model", f"one of {models}", self.model)
         require(self.lr > 0, "lr", "a positive number", self.lr)
         require(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
         require(0.0 <= self.embedding_dropout < 1.0, "embedding_dropout", "a number in [0, 1)",
@@ -248,6 +486,7 @@ class EmbeddingConfig(NetworkConfig):
 
 # Peak learning rates that suit each encoder method when --lr is not given.
 DEFAULT_LR = {"none": 2e-5, "lora": 5e-4, "ptuning": 1e-3, "prompt": 5e-3, "prefix": 5e-3}
+LORA = {"method": ("lora",)}  # what the LoRA settings apply to (encoders/peft_methods.py, unsloth's loader)
 
 
 @dataclasses.dataclass
@@ -262,26 +501,30 @@ class EncoderConfig(NetworkConfig):
         "transformers", "transformers, or unsloth (CUDA GPU only; LoRA)")
     quantize: Literal["none", "8bit", "4bit"] = option(
         "none", "load the frozen base in 8 or 4 bits (bitsandbytes; needs a PEFT method)")
-    lora_r: int = option(8, "LoRA rank")
-    lora_alpha: int = option(16, "LoRA scaling numerator (scale = alpha / r)")
-    lora_dropout: float = option(0.1, "dropout on the LoRA branch")
+    lora_r: int = option(8, "LoRA rank", applies=LORA)
+    lora_alpha: int = option(16, "LoRA scaling numerator (scale = alpha / r)", applies=LORA)
+    lora_dropout: float = option(0.1, "dropout on the LoRA branch", applies=LORA)
     target_modules: str = option("auto", "comma-separated module names LoRA adapts; auto: the "
-                                         "attention projections of the architecture (LORA_TARGETS)")
-    num_virtual_tokens: int = option(20, "virtual tokens of prompt / p-tuning / prefix methods")
-    prompt_init_text: str | None = option(None, "prompt tuning: initialise the virtual tokens from "
-                                                "this text (default: random)")
-    encoder_hidden_size: int = option(128, "hidden size of the p-tuning prompt encoder / prefix MLP")
+                                         "attention projections of the architecture (LORA_TARGETS)", applies=LORA)
+    num_virtual_tokens: int = option(20, "virtual tokens put before each review",
+                                     applies={"method": ("ptuning", "prompt", "prefix")})
+    prompt_init_text: str | None = option(None, "initialise the virtual tokens from this text (default: random)",
+                                          applies={"method": ("prompt",)})
+    encoder_hidden_size: int = option(128, "hidden size of the p-tuning prompt encoder / prefix MLP",
+                                      applies={"method": ("ptuning", "prefix")})
     regulariser: Literal["none", "rdrop", "scl"] = option(
         "none", "extra training loss: R-Drop or supervised contrastive (inference unchanged)")
-    rdrop_alpha: float = option(1.0, "R-Drop: weight of the symmetric KL between two dropout passes")
-    scl_temperature: float = option(0.3, "SCL: temperature of the contrastive softmax")
-    scl_lambda: float = option(0.5, "SCL: weight of the contrastive loss added to CE")
+    rdrop_alpha: float = option(1.0, "weight of the symmetric KL between two dropout passes",
+                                applies={"regulariser": ("rdrop",)})
+    scl_temperature: float = option(0.3, "temperature of the contrastive softmax", applies={"regulariser": ("scl",)})
+    scl_lambda: float = option(0.5, "weight of the contrastive loss added to CE", applies={"regulariser": ("scl",)})
     batch_size: int = new_default(NetworkConfig, "batch_size", 16)
     eval_batch_size: int = new_default(NetworkConfig, "eval_batch_size", 64)
     grad_accumulation: int = option(1, "batches whose gradients add up before one optimiser step "
                                             "(the step's batch: --batch-size times this)")
     gradient_checkpointing: bool = option(False, "recompute activations in backward: less memory, slower")
-    lr: float | None = option(None, "peak learning rate (default per method: DEFAULT_LR)")
+    lr: float | None = option(None, "peak learning rate (default per method: DEFAULT_LR)",
+                              derived="DEFAULT_LR of --method {method}, imdb_sentiment/config.py")
     weight_decay: float = new_default(NetworkConfig, "weight_decay", 0.01)
     warmup_ratio: float = new_default(NetworkConfig, "warmup_ratio", 0.1)
     patience: int = new_default(NetworkConfig, "patience", 1)
@@ -311,13 +554,24 @@ class EncoderConfig(NetworkConfig):
 
 @dataclasses.dataclass
 class TfidfConfig(RunConfig):
+    """Settings of the TF-IDF NB-LR pipeline (linear.py): one fit, no epochs."""
+    # --epochs would mean the solver's pass cap here and epochs of training elsewhere: it is --max-iter.
+    refused_flags: ClassVar[dict] = {"epochs": "the linear model fits once, with no epochs; "
+                                               "--max-iter caps its solver's passes"}
     ngram_max: int = option(3, "longest word n-gram used as a feature")
     hash_bits: int = option(22, "features are hashed into 2**hash_bits columns")
     min_df: int = option(2, "n-grams in fewer training reviews than this get no weight")
     C: float = option(64.0, "inverse regularisation strength of the logistic regression")
+    # Well above the passes the full data takes to converge (logged per run as solver_passes).
+    max_iter: int = option(300, "passes the logistic regression's solver (liblinear) makes at most; one that "
+                                "stops here before converging says so on stderr")
+
+    max_length: int = option(2500, "tokens kept per review, from its start (a few reviews are longer)")
 
     def __post_init__(self):
         super().__post_init__()
+        require(self.max_iter >= 1, "max_iter", "an integer >= 1", self.max_iter)
+        require(self.max_length >= 8, "max_length", "an integer >= 8", self.max_length)
         require(1 <= self.ngram_max <= 5, "ngram_max", "an integer from 1 to 5", self.ngram_max)
         require(16 <= self.hash_bits <= 26, "hash_bits", "an integer from 16 to 26", self.hash_bits)
         require(self.C > 0, "C", "a positive number", self.C)
@@ -326,8 +580,9 @@ class TfidfConfig(RunConfig):
 @dataclasses.dataclass
 class EnsembleConfig(RunConfig):
     """Settings of the ensemble family: which finished runs it stacks."""
-    families: str | None = option(None, "comma-separated families whose best finished run (by validation "
-                                        "accuracy) is a member; default: every family's best run")
+    families: str | None = option(None, "comma-separated families whose run that stands for the family "
+                                        "(store.select_run: full data, then validation accuracy) is a member; "
+                                        "default: every family's")
     runs: str | None = option(None, "comma-separated MLflow run ids to stack instead of --families")
 
     def __post_init__(self):

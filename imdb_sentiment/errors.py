@@ -1,11 +1,21 @@
-"""The error type for user mistakes, and the entry-point wrapper that prints it."""
+"""The error type for user mistakes, the entry-point wrapper that prints it, and the
+command-line parser every script shares (its mistakes are UserErrors too)."""
 
+import argparse
 import signal
 import sys
 
 
 class UserError(Exception):
     """A mistake in input, flags or files: shown as one line, never a traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes (an unknown flag, a missing value) raise UserError, so that
+    run_main prints them as one line naming the script instead of usage and exit."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message} (see --help)")
 
 
 def run_main(main, argv=None):

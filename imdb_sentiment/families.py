@@ -5,8 +5,8 @@ A family is a name that is at once the MLflow `family` tag of its runs, the
 underscores), a study's `--family` and a row of the results tables. Its entry
 binds the name to a recipe (how it trains), the defaults its script trains
 with, the table it is reported in, and a line for `make help`. Everything
-else derives from this file; it imports nothing heavy, so `--help` and
-`make help` answer at once.
+else derives from this file. It is data and what derives from it (tags,
+`resolve`) and imports nothing heavy, so `make help` answers at once; a train/ script's command line is imdb_sentiment/cli.py.
 
     python -m imdb_sentiment.families        # the families, one a line (make families)
     python -m imdb_sentiment.families --recipe embedding     # their names (make train-classic)
@@ -21,6 +21,8 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import UserError
 
 # Table key -> heading; also the order of the results tables.
 TABLES = {
@@ -73,7 +75,7 @@ RECIPES = {
     "embedding": Recipe("embedding", "imdb_sentiment.config:EmbeddingConfig",
                         "imdb_sentiment.recipes.word_vectors",
                         {"limit": 2000, "epochs": 3, "budget_gpu_hours": 0.5, "n_trials": 8}),
-    # 400 reviews, 1 epoch of MiniLM: 40 s a trial at 128 tokens, under 3 min at 512 (2 cores).
+    # 400 reviews, 1 epoch of MiniLM: a trial takes minutes on 2 CPU cores, even at 512 tokens.
     "encoder": Recipe("encoder", "imdb_sentiment.config:EncoderConfig", "imdb_sentiment.recipes.encoder",
                       {"model": MINILM, "limit": 400, "epochs": 1, "max_length": 128, "budget_gpu_hours": 0.5,
                        "n_trials": 6}),
@@ -113,7 +115,8 @@ class Family:
 
 
 def _embedding(name, summary, **defaults):
-    # 3 epochs: a full-data run of each fits 30 minutes on 2 CPU cores (word2vec cached).
+    # 3 epochs: a full-data run of each fits 30 minutes on 2 CPU cores (word2vec cached; the times
+    # are in analysis/results.md).
     return Family(name, "embedding", "word_vectors", summary, {"model": name, "epochs": 3, **defaults})
 
 
@@ -131,15 +134,12 @@ FAMILIES = {family.name: family for family in [
                num_filters=128, filter_sizes="3", pool_size=2),
     _embedding("attention-lstm", "BiLSTM with masked additive attention over time"),
     _embedding("capsule-lstm", "BiLSTM into capsules with dynamic routing"),
-    # 2 epochs: 3 took 32 min in all on the full data (28.5 of training), past the 30-minute
-    # bound of the word-vector families; the second epoch's val_acc was 0.006 below the third's.
+    # 2 epochs: with 3, a full-data run went past the 30-minute bound of the word-vector families,
+    # and the third epoch gained little validation accuracy over the second.
     _embedding("transformer", "word-level Transformer encoder, padding mask, masked mean pooling",
                epochs=2, num_layers=2, hidden_size=128, num_heads=4, feedforward_dim=256, lr=5e-4, warmup_ratio=0.1,
                weight_decay=0.01, dropout=0.1, embedding_dropout=0.1),
-    # --epochs is the solver's pass limit: the full data converges after 155 passes
-    # (100 stopped it short); --max-length the tokens kept per review.
-    Family("tfidf", "tfidf", "word_vectors", "TF-IDF 1-3-grams, naive-Bayes weights, logistic regression",
-           {"epochs": 300, "max_length": 2500}),
+    Family("tfidf", "tfidf", "word_vectors", "TF-IDF 1-3-grams, naive-Bayes weights, logistic regression"),
     _encoder("bert", "encoders", "BERT full fine-tuning (bert-base-uncased; --model any encoder)", "bert",
              model="bert-base-uncased"),
     _encoder("distilbert", "encoders", "DistilBERT full fine-tuning (distilbert-base-uncased)", "distilbert",
@@ -177,8 +177,7 @@ FAMILIES = {family.name: family for family in [
            "logistic-regression stacking of finished runs (--families a,b or --runs ID,ID; default all)"),
     # The tfidf family's pipeline and defaults, fitted to a teacher's soft targets.
     Family("distill", "distill", "combined",
-           "TF-IDF NB-LR student on a teacher's probabilities over train + unlabelled reviews (--teacher RUN_ID)",
-           {"epochs": 300, "max_length": 2500}),
+           "TF-IDF NB-LR student on a teacher's probabilities over train + unlabelled reviews (--teacher RUN_ID)"),
 ]}
 
 
@@ -216,8 +215,6 @@ def model_label(name: str) -> str:
 def resolve(name: str) -> tuple[Family, dict]:
     """(family, config overrides) a family tag stands for: `bert-lora` is the bert family
     with method lora. An unknown name is an error listing the known ones."""
-    from .errors import UserError
-
     if name in FAMILIES:
         return FAMILIES[name], {}
     base, _, method = name.rpartition("-")
@@ -226,30 +223,6 @@ def resolve(name: str) -> tuple[Family, dict]:
         return family, {"method": method}
     raise UserError(f"--family {name}: unknown family; known: {', '.join(FAMILIES)} "
                     f"(and <encoder>-<method> for a method of {', '.join(ENCODER_METHODS)}, e.g. bert-lora)")
-
-
-def parse(name: str, argv=None, description: str | None = None, defaults: dict | None = None):
-    """The config of family `name` from a command line (its script's flags and defaults)."""
-    from .config import parse_config
-
-    family = FAMILIES[name]
-    return parse_config(family.recipe_of().config_class(), argv, prog=family.script, description=description,
-                        defaults={**family.defaults, **(defaults or {})})
-
-
-def train(name: str, argv=None, description: str | None = None):
-    """What `python train/<name>.py [flags]` does: parse, then one tracked run."""
-    config = parse(name, argv, description)
-    from .runs import run_family  # torch, data and MLflow load only once a run starts
-
-    return run_family(FAMILIES[name], config)
-
-
-def main(name: str, description: str | None = None) -> None:
-    """A train/ script's whole body: train(name) with user errors as one line."""
-    from .errors import run_main
-
-    run_main(lambda argv: train(name, argv, description))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 logistic regression (NB-LR, after Wang & Manning 2012), as one sklearn Pipeline
 that takes raw reviews, so the logged model predicts from text directly."""
 
+import sys
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -74,6 +79,22 @@ def build_pipeline(max_n: int, max_tokens: int, hash_bits: int, min_df: int, C: 
         ("classifier", LogisticRegression(C=C, solver="liblinear", dual=True, max_iter=max_iter,
                                           random_state=seed)),
     ])
+
+
+@contextmanager
+def solver_stop_noted(pipeline: Pipeline):
+    """Fit the pipeline's classifier inside: a solver that stops at its pass cap before converging
+    is one line on stderr naming --max-iter, in place of sklearn's ConvergenceWarning. A note, not
+    an error: near the cap the model is often fine, and the run's solver_passes param records it."""
+    classifier = pipeline.named_steps["classifier"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+    passes = int(np.max(classifier.n_iter_))
+    if passes >= classifier.max_iter:
+        print(f"note: the logistic regression's solver stopped at its pass cap (--max-iter {classifier.max_iter}) "
+              "before converging; its predictions may be poor (the full data converges in about 155 passes): "
+              "raise --max-iter", file=sys.stderr, flush=True)
 
 
 def hash_in_parallel(vectorizer: HashingVectorizer, reviews, n_jobs: int):

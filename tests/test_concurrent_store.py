@@ -11,7 +11,7 @@ from tests.support import PYTHON, REPO
 
 pytestmark = pytest.mark.slow
 
-TFIDF = ["--limit", "120", "--hash-bits", "16", "--epochs", "50"]
+TFIDF = ["--limit", "120", "--hash-bits", "16", "--max-iter", "50"]
 
 
 def test_four_trainings_and_two_study_workers_at_once_on_a_new_store(tiny_data_dir, tmp_path):

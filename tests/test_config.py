@@ -54,11 +54,13 @@ def test_a_restated_default_keeps_the_shared_help():
 
 @pytest.mark.slow
 def test_every_train_script_has_the_common_flags_in_help():
-    for script in ("train/lstm.py", "train/tfidf.py"):
+    for script, own in (("train/lstm.py", "--epochs"), ("train/tfidf.py", "--max-iter")):
         help_text = run_script([PYTHON, script, "--help"]).stdout
-        for name in ("--epochs", "--seed", "--max-length", "--limit", "--run-name", "--data-dir"):
+        for name in (own, "--seed", "--max-length", "--limit", "--run-name", "--data-dir", "--config",
+                     "--print-config"):
             assert name in help_text, f"{script} --help lacks {name}"
         assert "(default:" in help_text
+    assert "--epochs" not in run_script([PYTHON, "train/tfidf.py", "--help"]).stdout
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ LIMIT = ["--limit", "200"]
 
 
 def train(family, data_dir, run_name, *argv):
-    from imdb_sentiment.families import train as train_family
+    from imdb_sentiment.cli import train as train_family
 
     return train_family(family, ["--data-dir", str(data_dir), "--run-name", run_name, "--no-progress", *LIMIT,
                                  *argv])

@@ -35,7 +35,7 @@ import sys  # noqa: E402
 
 def train(family: str, argv):
     """What `python train/<family>.py ARGV` does, in this process."""
-    from imdb_sentiment.families import train as train_family
+    from imdb_sentiment.cli import train as train_family
     return train_family(family, argv)
 
 
@@ -147,7 +147,7 @@ def test_rdrop_lora_adapter_reloads_and_predicts_the_same(tiny_models, real_slic
     from imdb_sentiment.data import load_splits, to_kaggle_tsv
     test = load_splits(real_slice, limit=60).test
     assert list(test["id"]) == list(logged["id"])
-    # analysis/predict.py: base model + adapter + trained head from the run's model folder
+    # models/predict.py: base model + adapter + trained head from the run's model folder
     reviews, out = tmp_path / "reviews.tsv", tmp_path / "predicted.csv"
     reviews.write_bytes(to_kaggle_tsv(test, "test"))
     script_main("predict")(["--run-id", run.info.run_id, "--input", str(reviews), "--out", str(out)])

@@ -83,4 +83,4 @@ def test_make_train_tfidf(mlflow_store, real_data_dir, tmp_path):
     assert run.data.metrics["test_acc"] > 0.75  # a linear model on 800 reviews already does this well
     assert_predict_gives_the_logged_numbers(client, run, real_data_dir, tmp_path)
     # The default pass limit lets the solver converge rather than stop it short.
-    assert int(run.data.params["solver_passes"]) < int(run.data.params["epochs"])
+    assert int(run.data.params["solver_passes"]) < int(run.data.params["max_iter"])

@@ -49,20 +49,20 @@ def log_member(store, data_dir, tmp_path, family, noise, seed=42, test_probs=Non
 
 
 def ensemble(data_dir, *argv):
-    from imdb_sentiment.families import train
+    from imdb_sentiment.cli import train
 
     return train("ensemble", ["--data-dir", str(data_dir), "--run-name", "stack", *argv])
 
 
 def test_stacking_beats_its_members_and_logs_weights(mlflow_store, data_dir, tmp_path, capsys):
-    from imdb_sentiment import serving
+    from imdb_sentiment import model_registry
 
     strong = log_member(mlflow_store, data_dir, tmp_path, "cnn", noise=0.25)
     weak = log_member(mlflow_store, data_dir, tmp_path, "gru", noise=0.45)
     outcome = ensemble(data_dir)  # every family's best run: both
     _, run = finished_run(mlflow_store, "stack")
     # Members that logged no model: the weights are kept, no model is logged, and it says so.
-    assert not serving.has_review_model(run.info.run_id)
+    assert not model_registry.has_review_model(run.info.run_id)
     assert "note: no model logged (the ensemble's weights are in ensemble.json)" in capsys.readouterr().out
     assert run.data.tags["family"] == "ensemble"
     assert set(run.data.params["members"].split(",")) == {strong, weak}

@@ -87,7 +87,7 @@ def test_help_loads_no_heavy_library(script):
              f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True,
                          timeout=60).stdout
-    assert "--epochs" in out and "(default:" in out
+    assert "--max-length" in out and "(default:" in out
     assert out.strip().splitlines()[-1] == "LOADED []"
 
 

@@ -105,7 +105,7 @@ def matrix_runs(long_reviews, checkpoints, tmp_path_factory):
 
     import mlflow
 
-    from imdb_sentiment.families import train
+    from imdb_sentiment.cli import train
 
     store = f"sqlite:///{tmp_path_factory.mktemp('reference-mlflow') / 'mlflow.db'}"
     saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", *OFFLINE)}

@@ -7,7 +7,8 @@ import pytest
 
 from imdb_sentiment import runs
 from imdb_sentiment.errors import UserError, run_main
-from imdb_sentiment.families import FAMILIES, parse, train
+from imdb_sentiment.cli import parse, train
+from imdb_sentiment.families import FAMILIES
 from tests.support import finished_run
 
 # Dropout on: the resumed epoch must also draw the dropout masks the uninterrupted one drew.

@@ -136,7 +136,7 @@ def test_a_run_records_system_metrics_while_it_runs(mlflow_store, monkeypatch):
 def test_a_training_run_logs_its_data_and_validation_predictions(mlflow_store, tiny_data_dir, tmp_path):
     from imdb_sentiment import metrics
     from imdb_sentiment.data import load_splits
-    from imdb_sentiment.families import train
+    from imdb_sentiment.cli import train
 
     train("tfidf", ["--data-dir", str(tiny_data_dir), "--run-name", "with-data", "--C", "0.05"])
     client, run = finished_run(mlflow_store, "with-data")

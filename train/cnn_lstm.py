@@ -4,7 +4,7 @@ Convolution features along the time axis, max-pooled by 2 in time, then a
 BiLSTM over those time steps; masked max+mean pooling.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("cnn-lstm", __doc__)

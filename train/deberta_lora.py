@@ -5,7 +5,7 @@ microsoft/deberta-v2-xxlarge with --quantize 8bit): low-rank adapters on the
 attention projections, the classifier head trained in full.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("deberta-lora", __doc__)

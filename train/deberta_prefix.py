@@ -5,7 +5,7 @@ accept them, so on the default checkpoint this stops with a one-line error
 before any weights load; with --model a BERT or RoBERTa checkpoint it trains.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("deberta-prefix", __doc__)

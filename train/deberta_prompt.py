@@ -5,7 +5,7 @@ Prompt tuning on DeBERTa: learned virtual tokens (--num-virtual-tokens,
 frozen and scored 0.52).
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("deberta-prompt", __doc__)

@@ -7,7 +7,7 @@ student is fitted to the teacher's probabilities on the training split and the
 softens the teacher). The teacher's probabilities are cached by its run id.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("distill", __doc__)

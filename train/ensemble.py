@@ -8,7 +8,7 @@ family's best finished run (--families lstm,tfidf,...; default every family)
 or the runs named (--runs ID,ID). They must share the validation split.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("ensemble", __doc__)

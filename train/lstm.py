@@ -4,7 +4,7 @@ Bidirectional LSTM on word2vec vectors trained on the labelled and
 unlabelled reviews; packed sequences, masked max+mean pooling.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("lstm", __doc__)

@@ -5,7 +5,7 @@ with different dropout; loss = CE on both + --rdrop-alpha x symmetric KL.
 One pass at inference.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("rdrop", __doc__)

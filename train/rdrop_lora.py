@@ -4,7 +4,7 @@ R-Drop with LoRA (BERT by default): two dropout passes per batch, CE on both
 plus --rdrop-alpha x their symmetric KL; only the adapters and the head train.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("rdrop-lora", __doc__)

@@ -3,7 +3,7 @@
 Full fine-tuning of RoBERTa (roberta-base by default).
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("roberta", __doc__)

@@ -5,7 +5,7 @@ SupCon on L2-normalised mean-pooled features (temperature --scl-temperature),
 training only.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("scl", __doc__)

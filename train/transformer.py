@@ -4,7 +4,7 @@ Word-level Transformer encoder on word2vec vectors: sinusoidal positions,
 padding mask in self-attention, masked mean pooling, linear warm-up then decay.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("transformer", __doc__)

@@ -5,7 +5,7 @@ only: `make setup-gpu` installs unsloth (requirements-gpu.txt). Without a GPU
 it stops before importing unsloth; on CPU use `make train-deberta-lora`.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("unsloth-deberta", __doc__)

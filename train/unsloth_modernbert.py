@@ -6,7 +6,7 @@ it stops before importing unsloth; on CPU use `make train-bert --method lora`
 with --model a ModernBERT folder.
 """
 
-from imdb_sentiment.families import main
+from imdb_sentiment.cli import main
 
 if __name__ == "__main__":
     main("unsloth-modernbert", __doc__)

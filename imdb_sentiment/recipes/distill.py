@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import combine, data, linear, paths, serving, tracking
+from .. import combine, data, linear, model_registry, paths, serving, store, tracking
 from ..config import DistillConfig
 from ..errors import UserError
 from ..metrics import accuracy
@@ -43,19 +43,14 @@ def teacher_of(config: DistillConfig) -> combine.Member:
     if config.teacher is None:
         return combine.default_run("ensemble", config, "--teacher",
                                    "run `make ensemble` first, or give --teacher RUN_ID")
-    run = tracking.get_run(config.teacher)
-    if run is None:
-        raise UserError(f"--teacher {config.teacher}: no such run in {paths.default_tracking_uri()}")
-    if run.info.status != "FINISHED":
-        raise UserError(f"--teacher {config.teacher}: the run is {run.info.status}; a teacher must have finished")
-    return combine.member_of(run)
+    return combine.member_of(store.finished_run(config.teacher, "--teacher", "a teacher must have finished"))
 
 
 def prepare(config: DistillConfig) -> Prepared:
     import torch
 
     teacher = teacher_of(config)
-    if not serving.has_review_model(teacher.run_id):
+    if not model_registry.has_review_model(teacher.run_id):
         raise UserError(f"--teacher {teacher.run_id} ({teacher.family}): the run logged no review model to "
                         "score reviews with (train it again without --no-save-model)")
     splits = data.load_splits(config.data_dir, config.val_fraction, config.seed, config.limit)
@@ -127,9 +122,11 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     targets[:labelled] = config.alpha * train_rows["label"].to_numpy() + (1 - config.alpha) * soft[:labelled]
 
     pipeline = linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
-                                     config.C, config.epochs, config.seed)
+                                     config.C, config.max_iter, config.seed)
     fit_started = time.perf_counter()
-    linear.fit_soft(pipeline, linear.hash_in_parallel(pipeline.steps[0][1], reviews, os.cpu_count() or 1), targets)
+    with linear.solver_stop_noted(pipeline):
+        linear.fit_soft(pipeline, linear.hash_in_parallel(pipeline.steps[0][1], reviews, os.cpu_count() or 1),
+                        targets)
     fit_seconds = time.perf_counter() - fit_started
 
     def predict(name):

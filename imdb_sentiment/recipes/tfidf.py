@@ -1,9 +1,10 @@
 """The TF-IDF recipe: word 1-3-grams hashed, naive-Bayes feature weights,
 logistic regression (NB-LR), the strong linear baseline trained in about a minute.
 
-What is special about it: no network and no epochs (--epochs is the solver's
-pass limit); features are hashed on every core; the sklearn pipeline, which
-takes raw text, is the logged model. The run itself is imdb_sentiment/runs.py's.
+What is special about it: no network and no epochs (--max-iter caps the
+solver's passes; a solver stopped there says so); features are hashed on
+every core; the sklearn pipeline, which takes raw text, is the logged model.
+The run itself is imdb_sentiment/runs.py's.
 """
 
 import os
@@ -27,14 +28,15 @@ def prepare(config: TfidfConfig) -> Prepared:
 def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
     started = time.perf_counter()
     pipeline = linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
-                                     config.C, config.epochs, config.seed)
+                                     config.C, config.max_iter, config.seed)
     hasher, rest = pipeline.steps[0][1], pipeline[1:]
 
     def predict(name):
         return linear.score(pipeline, getattr(splits, name)["review"])
 
     train_features = linear.hash_in_parallel(hasher, splits.train["review"], os.cpu_count() or 1)
-    rest.fit(train_features, splits.train["label"].to_numpy())
+    with linear.solver_stop_noted(pipeline):
+        rest.fit(train_features, splits.train["label"].to_numpy())
     # Test reviews are hashed and scored when the run skeleton asks (and times) them.
     probs = {"train": rest.predict_proba(train_features)[:, 1], "val": predict("val")}
     metrics = {"train_acc": accuracy(splits.train["label"], probs["train"]),

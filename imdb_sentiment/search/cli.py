@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import build_parser, flag, option, require
+from ..config import build_parser, check_applies, flag, option, require
 from ..errors import UserError
 from ..families import Family, PackagedCheckpoint, family_tag, resolve
 from .spaces import PRESETS, describe, parse_objectives, user_space
@@ -193,6 +193,13 @@ def parse_search_args(preset_name: str | None, argv=None, prog: str | None = Non
     config = config_cls(**{"progress": False, **family.defaults, **overrides,
                            **{k: v for k, v in values.items() if k not in search_names}})
     check_space_values(space, config)
+    # A training flag given, or a field searched, that the trials would not use: one line now. A field
+    # whose condition is searched too (lora_r with method=choice:none,lora) is left to each trial.
+    config_fields = config.__dataclass_fields__
+    check_applies(config, {**{name: flag(name) for name in given if name in config_fields},
+                           **{name: f"searched {name}" for name in space
+                              if not set(config_fields[name].metadata.get("applies", {})) & set(space)}},
+                  who="the study's trials have")
     if applied:
         checkpoint = f"{full_size.checkpoint} " if full_size.checkpoint else ""
         print(f"note: no GPU here, so a CPU-sized study: {switch}{_shown(applied)}; with a GPU the same "

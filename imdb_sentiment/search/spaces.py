@@ -20,10 +20,9 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from ..config import flag
+from ..config import flag, read_yaml_mapping
 from ..errors import UserError
 
 SYNTAX = "NAME=KIND:ARGS with KIND uniform, loguniform, int, logint or choice (e.g. lr=loguniform:1e-5:1e-3)"
@@ -229,20 +228,10 @@ def param_from_text(name: str, spec, config_cls, where: str) -> Param:
 
 def read_space_file(path: str) -> dict:
     """{name: spec} from a YAML mapping of field names to KIND:ARGS strings or lists of choices."""
-    try:
-        import yaml
-    except ImportError:
-        raise UserError("--space: PyYAML is not installed; run `make setup` (pip install -r requirements.txt)") \
-            from None
-    try:
-        loaded = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise UserError(f"--space {path}: cannot read it ({error.strerror or error})") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"--space {path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(loaded, dict) or not loaded:
-        raise UserError(f"--space {path}: expected a mapping of config fields to spaces, e.g. "
-                        f"`lr: loguniform:1e-5:1e-3`")
+    expected = "a mapping of config fields to spaces, e.g. `lr: loguniform:1e-5:1e-3`"
+    loaded = read_yaml_mapping(path, f"--space {path}", expected)
+    if not loaded:
+        raise UserError(f"--space {path}: expected {expected}, got an empty mapping")
     return {str(name): spec for name, spec in loaded.items()}
 
 
