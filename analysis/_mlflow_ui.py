@@ -1,36 +1,19 @@
-"""python analysis/_mlflow_ui.py [--port 5000] [--tracking-uri URI]
+"""python analysis/_mlflow_ui.py [--port 5000] [--tracking-uri URI] [--experiment NAME]
 
 Serves the MLflow UI for the project's store on 127.0.0.1 (`make mlflow-ui`,
-`make mlflow-ui MLFLOW_PORT=5001`) and prints its address. Only this machine
+`make mlflow-ui MLFLOW_PORT=5001`) and prints its address and that of the
+experiment's training runs. Only this machine
 can reach it: to browse from elsewhere, forward the port (ssh -L 5000:127.0.0.1:5000).
 """
 
-import argparse
 import os
-import socket
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from imdb_sentiment import paths
-from imdb_sentiment.errors import UserError, run_main
+from imdb_sentiment.paths import HOST, check_port_free
+from imdb_sentiment.errors import ArgumentParser, run_main
 
-HOST = "127.0.0.1"
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
-
-
-def check_port_free(port: int, retry: str = "make mlflow-ui MLFLOW_PORT={port}") -> None:
-    """Fail in one line before MLflow would fail in many; `retry` (with {port}) says what to run instead."""
-    if not 0 < port < 65536:
-        raise UserError(f"port {port} is not a TCP port (1-65535)")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            raise UserError(f"port {port} on {HOST} is in use; pick another, "
-                            f"e.g. {retry.format(port=port + 1)}") from None
 
 
 def server_command(tracking_uri: str, port: int) -> list[str]:
@@ -39,20 +22,35 @@ def server_command(tracking_uri: str, port: int) -> list[str]:
             "--host", HOST, "--port", str(port), "--workers", "1"]
 
 
+def training_runs_url(base: str, tracking_uri: str, experiment: str) -> str:
+    """Where the UI shows the experiment's table of training runs, in the Model training view; the
+    view's home page when the store has no such experiment yet."""
+    from imdb_sentiment import tracking
+
+    found = tracking.open_store(tracking_uri).get_experiment_by_name(experiment)
+    where = f"experiments/{found.experiment_id}/runs" if found is not None else ""
+    return f"{base}/#/{where}?{MODEL_TRAINING_VIEW}"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser = ArgumentParser(prog="analysis/_mlflow_ui.py", description=__doc__.split("\n\n")[1])
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)),
                         help="port on 127.0.0.1 (default: $MLFLOW_PORT or 5000)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow store (default: $MLFLOW_TRACKING_URI or the repo's mlflow/mlflow.db)")
+    parser.add_argument("--experiment", default=None,
+                        help="the experiment whose runs the second line links (default: $MLFLOW_EXPERIMENT_NAME "
+                             "or imdb-sentiment)")
     args = parser.parse_args(argv)
     check_port_free(args.port)
     tracking_uri = args.tracking_uri or paths.default_tracking_uri()
-    print(f"MLflow UI: http://{HOST}:{args.port}  (store: {tracking_uri}; Ctrl-C to stop)",
-          flush=True)
+    experiment = args.experiment or paths.experiment_name()
+    base = f"http://{HOST}:{args.port}"
+    print(f"MLflow UI: {base}  (store: {tracking_uri}; Ctrl-C to stop)", flush=True)
     # MLflow 3.17's UI opens in its GenAI view whatever the experiment's kind; this link opens the
-    # Model training one (runs, models, model registry), which the browser then remembers.
-    print(f"model training view: http://{HOST}:{args.port}/#/?{MODEL_TRAINING_VIEW}", flush=True)
+    # experiment's runs in the Model training one, which the browser then remembers.
+    print(f"training runs of experiment {experiment}: {training_runs_url(base, tracking_uri, experiment)}",
+          flush=True)
     command = server_command(tracking_uri, args.port)
     # The job runner serves MLflow's GenAI features (and starts seven worker
     # processes): nothing this project browses needs it.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis import _format as fmt
-from analysis._runs import Run, is_model_run, latest, model_runs, select_run, study_parents
+from imdb_sentiment.store import Run, is_model_run, latest, model_runs, select_run, study_parents
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.families import FAMILIES, TABLES, model_label
 

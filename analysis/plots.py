@@ -16,23 +16,19 @@ Plots from the runs in MLflow (`make plots`), as PNG files in --out-dir:
 
 import argparse
 import re
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from analysis._runs import (Run, RunStore, add_store_arguments, latest, model_runs,  # noqa: E402
+from imdb_sentiment.store import (Run, RunStore, add_store_arguments, latest, model_runs,
                             open_store, study_parents, trials_of)
-from analysis._rows import OTHER_TITLE, load_reference, model_tables  # noqa: E402
-from imdb_sentiment.families import FAMILIES, TABLES  # noqa: E402
-from imdb_sentiment.errors import run_main  # noqa: E402
+from analysis._rows import OTHER_TITLE, load_reference, model_tables
+from imdb_sentiment.families import FAMILIES, TABLES
+from imdb_sentiment.errors import ArgumentParser, run_main
 
 CURVE_METRICS = ("train_acc", "val_acc", "train_loss", "val_loss")
 # How a trial's validation curve is drawn, by its state: (legend label, line style).
@@ -221,7 +217,7 @@ def make_plots(store: RunStore, select: str, out_dir: Path, log: bool) -> list[P
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+    parser = ArgumentParser(prog="analysis/plots.py", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "plots",

@@ -15,16 +15,12 @@ number in [0, 1], is an error naming the file and line.
 import argparse
 import csv
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from imdb_sentiment import metrics, paths
 from imdb_sentiment.data import label_from_id, load_test
-from imdb_sentiment.errors import UserError, run_main
+from imdb_sentiment.errors import ArgumentParser, UserError, run_main
 
 HEADER = ["id", "sentiment"]
 
@@ -103,7 +99,7 @@ def score(values: dict[str, float], labels: dict[str, int], where: str) -> Score
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+    parser = ArgumentParser(prog="analysis/score.py", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.csv",
                         help="submission files (id,sentiment)")

@@ -1,97 +1,141 @@
-"""python analysis/tables.py [--tracking-uri URI] [--experiment NAME] [--select best|latest] [--out-dir analysis] [--readme README.md]
+"""python analysis/tables.py [--tracking-uri URI] [--experiment NAME] [--select best|latest] [--out-dir analysis] [--pages README.md docs/*.md] [--sections ...] [--publish]
 
-Rebuilds the reference project's accuracy tables from the runs in MLflow
-(`make tables`): one row per model family, the best finished run by
-validation accuracy (or, with --select latest, the newest finished run).
-FAILED/KILLED runs never count; a family without a finished run keeps its row
-and says so. Families that no reference table lists go to "Other models",
-so no run vanishes. An encoder table sets the methods run on one checkpoint
-(full fine-tuning, LoRA, R-Drop, SCL, ...) side by side. A study table
-summarises every search study.
+Rebuilds the lab's results tables from the runs in MLflow (`make tables`):
+one row per model family, the best finished run by validation accuracy (or,
+with --select latest, the newest finished run). FAILED/KILLED runs never
+count; a family without a finished run keeps its row and says so. Families
+that no reference table lists go to "Other models", so no run vanishes. An
+encoder table sets the methods run on one checkpoint (full fine-tuning, LoRA,
+R-Drop, SCL, ...) side by side. A study table summarises every search study.
 
-Writes analysis/results.md, analysis/results_<table>.csv,
-analysis/results_encoder_methods.csv, analysis/studies.csv, analysis/ensemble_vs_student.csv,
-analysis/data_parallel.csv, analysis/precision.csv
-and, with --readme, rewrites the README between each section's markers. With
---sections, only those sections' files and README parts are rewritten.
+Writes, in --out-dir: results.md (every section between its markers),
+results_<table>.csv, results_encoder_methods.csv, studies.csv,
+ensemble_vs_student.csv, data_parallel.csv, precision.csv; and rewrites each
+--pages file between the markers of the sections it holds (README.md: the
+headline; a docs/ page: the table it explains). With --sections, only those
+sections' files and page parts are rewritten.
+
+The published tables are rewritten only from a store that holds every run
+their CSV files in --out-dir cite: from any other store (a fresh one, after a
+quick run) the tables go to <out-dir>/local/ and the pages are left as they
+are, so the lab's published numbers are never blanked. --publish rewrites
+them anyway.
 """
 
 import argparse
-import sys
+import csv
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from analysis import _format as fmt
-from analysis._render import (benchmark_markdown, combined_markdown, parallel_markdown, precision_markdown,
-                              render_markdown, study_markdown)
+from analysis._render import (benchmark_markdown, combined_section, headline_markdown, parallel_section,
+                              precision_section, results_markdown, studies_section)
 from analysis._rows import (COMBINED_COLUMNS, METHOD_COLUMNS, MODEL_COLUMNS, PARALLEL_COLUMNS, PRECISION_COLUMNS,
                             STUDY_COLUMNS, Table, combined_rows, load_reference, method_rows, model_tables,
                             parallel_rows, precision_rows, study_rows)
-from analysis._runs import Run, RunStore, add_store_arguments, open_store
-from imdb_sentiment.errors import UserError, run_main
+from imdb_sentiment.store import Run, RunStore, add_store_arguments, open_store
+from imdb_sentiment.errors import ArgumentParser, UserError, run_main
 
-README_START = "<!-- results:start -->"
-README_END = "<!-- results:end -->"
-# The README's generated sections: the model tables (with benchmarks), the studies, an
-# ensemble beside its members and its distilled student, data-parallel runs beside their twins,
-# the training loop's runs by precision.
-SECTIONS = ("results", "studies", "combined", "parallel", "precision")
+# The generated sections, each between <!-- name:start --> and <!-- name:end --> wherever it appears:
+# the headline (README), the model tables with benchmarks, the studies, an ensemble beside its members
+# and its distilled student, data-parallel runs beside their twins, the training loop's runs by precision.
+SECTIONS = ("headline", "results", "studies", "combined", "parallel", "precision")
+# The CSV files whose run ids a section's published numbers stand on.
+CITING_FILES = {"headline": "results_*.csv", "results": "results_*.csv", "studies": "studies.csv",
+                "combined": "ensemble_vs_student.csv", "parallel": "data_parallel.csv",
+                "precision": "precision.csv"}
+RESULTS_PAGE = "results.md"
+LOCAL_DIR = "local"  # <out-dir>/local: the tables of a store that does not hold the published runs
 SPEED_BENCHMARK = "distill_speed"  # bench/distill_speed.py
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
+# results.md when there is none yet: every section under its heading.
+RESULTS_HEADINGS = {"headline": "Headline", "results": "Models", "studies": "Hyperparameter searches",
+                    "combined": "Ensembles and distilled students", "parallel": "Data-parallel runs",
+                    "precision": "Runs by precision"}
+RESULTS_INTRO = """# Results
+
+Every table of the lab, generated by `make tables` (analysis/tables.py) from the
+runs in MLflow: do not edit between the markers by hand. README.md shows the
+headline and the docs/ pages the table each explains; the CSV files beside this
+page hold the same rows with raw numbers.
+"""
 
 
 def markers(section: str) -> tuple[str, str]:
     return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
 
 
-def replace_between_markers(text: str, content: str, where: str, section: str = "results") -> str:
+RESULTS_TEMPLATE = RESULTS_INTRO + "".join(f"\n## {RESULTS_HEADINGS[section]}\n\n" + "\n".join(markers(section)) + "\n"
+                                           for section in SECTIONS)
+
+
+def sections_in(text: str, where: str) -> list[str]:
+    """The sections whose markers `text` holds; a start without its end (or after it) is an error."""
+    found = []
+    for section in SECTIONS:
+        start_marker, end_marker = markers(section)
+        start, end = text.find(start_marker), text.find(end_marker)
+        if start < 0 and end < 0:
+            continue
+        if start < 0 or end < 0 or end < start or text.count(start_marker) > 1 or text.count(end_marker) > 1:
+            raise UserError(f"{where}: the {section} section's markers are broken; it needs the lines "
+                            f"{start_marker} and {end_marker}, once each, in that order")
+        found.append(section)
+    return found
+
+
+def replace_between_markers(text: str, content: str, section: str) -> str:
     start_marker, end_marker = markers(section)
     start, end = text.find(start_marker), text.find(end_marker)
-    if start < 0 or end < 0 or end < start:
-        raise UserError(f"{where}: no {section} section to rewrite; add the lines "
-                        f"{start_marker} and {end_marker} (in that order) where the tables go")
     return text[:start + len(start_marker)] + "\n" + content + text[end:]
 
 
-def studies_markdown(studies: list[dict], experiment: str) -> str:
-    return (f"Generated by `python analysis/tables.py` from MLflow experiment `{experiment}`: one row per "
-            "study, from its parent run. The best trial is chosen on validation accuracy; its test accuracy "
-            "is that trial's own run scored on the 25,000 test reviews.\n\n" + study_markdown(studies) + "\n")
+def rewrite_page(path: Path, text: str, content: dict[str, str], sections: list[str]) -> list[str]:
+    """Write `text` with each of `sections` it holds replaced by its content; returns those rewritten."""
+    rewritten = [section for section in sections_in(text, str(path)) if section in sections]
+    for section in rewritten:
+        text = replace_between_markers(text, content[section], section)
+    if rewritten:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return rewritten
 
 
-def combined_section(runs, select: str, experiment: str) -> str:
-    speed = [run for run in runs if run.tags.get("benchmark") == SPEED_BENCHMARK and run.finished]
-    return (f"Generated by `python analysis/tables.py` from MLflow experiment `{experiment}`: the distilled "
-            "student, the ensemble that taught it and the ensemble's members. Predict s / 1k reviews: the "
-            "time a run's test predictions took (an ensemble: its members' added up, since it runs them all). "
-            "Training time: an ensemble's is the stacking alone (its members' are their rows); a student's "
-            "includes the teacher scoring the training and unlabelled reviews, unless they were cached.\n\n"
-            + combined_markdown(combined_rows(runs, select), max(speed, key=lambda r: r.start_time)
-                                if speed else None) + "\n")
+def shown(path: Path) -> Path:
+    """A path as the user typed it: relative to the working directory when under it."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
-def parallel_section(rows: list[dict], experiment: str) -> str:
-    return (f"Generated by `python analysis/tables.py` from MLflow experiment `{experiment}`: each run trained "
-            "on several processes, then its one-process twin (same family, data, seed, epochs and learning "
-            "rate; batch = the parallel run's global batch). Device-hours = wall time x processes.\n\n"
-            + parallel_markdown(rows) + "\n")
+def read_pages(paths: list[Path]) -> dict[Path, str]:
+    """Each page's text, its markers checked: a broken page should not cost a store read."""
+    pages = {}
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"{path}: file not found")
+        pages[path] = path.read_text(encoding="utf-8")
+        sections_in(pages[path], str(path))
+    return pages
 
 
-def precision_section(rows: list[dict], experiment: str) -> str:
-    return (f"Generated by `python analysis/tables.py` from MLflow experiment `{experiment}`: the runs of the "
-            "training loop by family, data, tokens per review, device, precision (as resolved from "
-            "`--precision`) and processes. ms / batch: the last epoch's training time per batch of one process, "
-            "validation left out. Training time includes each epoch's validation.\n\n"
-            + precision_markdown(rows) + "\n")
+def cited_run_ids(out_dir: Path, sections: list[str]) -> set[str]:
+    """The run ids that the CSV files of `sections` in out_dir cite (columns run_id, best_run_id)."""
+    cited = set()
+    for pattern in sorted({CITING_FILES[section] for section in sections}):
+        for path in sorted(out_dir.glob(pattern)):
+            with open(path, newline="", encoding="utf-8") as file:
+                for row in csv.DictReader(file):
+                    cited.update(value for column, value in row.items()
+                                 if column and (column == "run_id" or column.endswith("_run_id")) and value)
+    return cited
 
 
-def write_outputs(out_dir: Path, sections: list[str], tables: list[Table], studies: list[dict], markdown: str,
-                  methods: list[dict], combined: list[dict], parallel: list[dict],
-                  precision: list[dict]) -> list[Path]:
-    """The files of `sections`; a section left out keeps its files, which may hold another
-    store's runs (as its README section does)."""
+def write_csv_files(out_dir: Path, sections: list[str], tables: list[Table], methods: list[dict],
+                    studies: list[dict], combined: list[dict], parallel: list[dict],
+                    precision: list[dict]) -> list[Path]:
+    """The CSV files of `sections`; a section left out keeps its files, which may hold another
+    store's runs (as its page sections do)."""
     files = {"results": [(f"results_{table.key}.csv", MODEL_COLUMNS, table.rows) for table in tables]
                         + [("results_encoder_methods.csv", METHOD_COLUMNS, methods)],
              "studies": [("studies.csv", STUDY_COLUMNS, studies)],
@@ -100,11 +144,8 @@ def write_outputs(out_dir: Path, sections: list[str], tables: list[Table], studi
              "precision": [("precision.csv", PRECISION_COLUMNS, precision)]}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    if "results" in sections:
-        written.append(out_dir / "results.md")
-        written[0].write_text("# Results\n\n" + markdown, encoding="utf-8")
     for section in sections:
-        for name, columns, rows in files[section]:
+        for name, columns, rows in files.get(section, []):
             fmt.write_csv(out_dir / name, columns, rows)
             written.append(out_dir / name)
     return written
@@ -121,57 +162,68 @@ def _last(history: list[tuple[int, float]]) -> float | None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+    parser = ArgumentParser(prog="analysis/tables.py", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent,
                         help="where results.md and the CSV files go (default: analysis/)")
-    parser.add_argument("--readme", type=Path, default=None,
-                        help="also rewrite this file between the results markers")
+    parser.add_argument("--pages", type=Path, nargs="*", default=[],
+                        help="markdown files to rewrite between the markers of each section they hold "
+                             "(make tables: README.md docs/*.md)")
     parser.add_argument("--sections", default=None,
-                        help=f"sections to rewrite (README part and analysis/ files), of {', '.join(SECTIONS)} "
-                             "(default: every file, and each README section whose markers the README has; e.g. "
-                             "studies alone when the store holds only a study)")
+                        help=f"sections to rewrite (files and page parts), of {', '.join(SECTIONS)} "
+                             "(default: all of them; e.g. studies alone when the store holds only a study)")
+    parser.add_argument("--publish", action="store_true",
+                        help="rewrite the published tables (--out-dir, --pages) even from a store that does "
+                             "not hold every run they cite")
     parser.add_argument("--ui-url", default=DEFAULT_UI_URL,
                         help=f"MLflow UI address for the run links (default: {DEFAULT_UI_URL})")
     args = parser.parse_args(argv)
     sections = [name.strip() for name in (args.sections or ",".join(SECTIONS)).split(",")]
     if any(name not in SECTIONS for name in sections):
         raise UserError(f"--sections {args.sections}: expected names of {', '.join(SECTIONS)}")
-
-    # Check the README first: a missing marker should not cost a store read.
-    readme_text = None
-    if args.readme is not None:
-        if not args.readme.is_file():
-            raise UserError(f"{args.readme}: file not found")
-        readme_text = args.readme.read_text(encoding="utf-8")
-        if args.sections is None:  # the sections this README has (the results one at least)
-            sections = [s for s in SECTIONS if markers(s)[0] in readme_text] or ["results"]
-        for section in sections:
-            replace_between_markers(readme_text, "", str(args.readme), section)
+    pages = read_pages(args.pages)
 
     store = open_store(args)
     runs = store.runs()  # one read of the store for every table
+    cited = cited_run_ids(args.out_dir, sections)
+    held = cited & {run.run_id for run in runs}
+    publish = args.publish or held == cited
+    out_dir = args.out_dir if publish else args.out_dir / LOCAL_DIR
+
     tables, studies, methods = build(store, runs, args.select, args.ui_url)
-    benchmarks = benchmark_markdown(runs)
-    markdown = render_markdown(tables, studies, store.experiment_name, args.select, benchmarks, methods)
     parallel = parallel_rows(runs, lambda run_id: _last(store.metric_history(run_id, "train_loss")))
     precision = precision_rows(runs, args.select)
-    written = write_outputs(args.out_dir, sections if args.sections else list(SECTIONS), tables, studies,
-                            markdown, methods, combined_rows(runs, args.select), parallel, precision)
+    combined = combined_rows(runs, args.select)
+    speed = [run for run in runs if run.tags.get("benchmark") == SPEED_BENCHMARK and run.finished]
+    experiment = store.experiment_name
+    content = {"headline": headline_markdown(tables, {run.run_id for run in runs if run.full_data}, experiment,
+                                             args.select),
+               "results": results_markdown(tables, experiment, args.select, benchmark_markdown(runs), methods),
+               "studies": studies_section(studies, experiment),
+               "combined": combined_section(combined, max(speed, key=lambda r: r.start_time) if speed else None,
+                                            experiment),
+               "parallel": parallel_section(parallel, experiment),
+               "precision": precision_section(precision, experiment)}
+
+    written = write_csv_files(out_dir, sections, tables, methods, studies, combined, parallel, precision)
+    results_page = out_dir / RESULTS_PAGE
+    # results.md is this script's own page: one without markers (none yet) starts from the template.
+    page_text = results_page.read_text(encoding="utf-8") if results_page.is_file() else ""
+    if not sections_in(page_text, str(results_page)):
+        page_text = RESULTS_TEMPLATE
+    if rewrite_page(results_page, page_text, content, sections):
+        written.insert(0, results_page)
     for path in written:
-        print(f"wrote {path}")
-    if readme_text is not None:
-        content = {"results": render_markdown(tables, studies, store.experiment_name, args.select,
-                                              benchmarks, methods, include_studies=False),
-                   "studies": studies_markdown(studies, store.experiment_name),
-                   "combined": combined_section(runs, args.select, store.experiment_name),
-                   "parallel": parallel_section(parallel, store.experiment_name),
-                   "precision": precision_section(precision, store.experiment_name)}
-        for section in sections:
-            readme_text = replace_between_markers(readme_text, content[section], str(args.readme), section)
-        args.readme.write_text(readme_text, encoding="utf-8")
-        print(f"updated {args.readme} ({', '.join(sections)})")
+        print(f"wrote {shown(path)}")
+    if not publish:
+        print(f"this store holds {len(held)} of the {len(cited)} runs the published tables cite; your tables "
+              f"are in {shown(results_page)}; the published ones are unchanged (--publish rewrites them)")
+        return
+    for path, text in pages.items():
+        rewritten = rewrite_page(path, text, content, sections)
+        if rewritten:
+            print(f"updated {shown(path)} ({', '.join(rewritten)})")
 
 
 if __name__ == "__main__":

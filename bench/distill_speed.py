@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imdb_sentiment import combine, data, serving, tracking
+from imdb_sentiment import combine, data, serving, store, tracking
 from imdb_sentiment.config import RunConfig, flatten, option, parse_config, require
 from imdb_sentiment.errors import UserError, run_main
 from imdb_sentiment.metrics import accuracy
@@ -38,10 +38,10 @@ def student_run(config: BenchConfig) -> combine.Member:
     if config.student is None:
         return combine.default_run("distill", config, "--student",
                                    "run `make train-distill` first, or give --student RUN_ID")
-    run = tracking.get_run(config.student)
+    run = store.get_run(config.student)
     if run is None or run.data.tags.get("family") != "distill":
         raise UserError(f"--student {config.student}: not a distill run in the MLflow store")
-    return combine.member_of(run)
+    return combine.member_of(store.to_run(run))
 
 
 def time_scoring(name: str, run_id: str, reviews: list[str]) -> tuple[float, np.ndarray]:
@@ -58,7 +58,7 @@ def main(argv=None):
     config = parse_config(BenchConfig, argv, prog="bench/distill_speed.py", description=__doc__)
     student = student_run(config)
     teacher_id = student.params.get("teacher_run_id")
-    if not teacher_id or tracking.get_run(teacher_id) is None:
+    if not teacher_id or store.get_run(teacher_id) is None:
         raise UserError(f"--student {student.run_id}: its teacher run {teacher_id} is not in the MLflow store")
     test = data.load_test(config.data_dir).iloc[:config.reviews]
     reviews, labels = list(test["review"]), test["label"].to_numpy()

@@ -24,12 +24,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from imdb_sentiment.config import option, parse_config  # noqa: E402
-from imdb_sentiment.errors import run_main  # noqa: E402
+from imdb_sentiment.config import option, parse_config
+from imdb_sentiment.errors import run_main
 from imdb_sentiment.families import MINILM
+from imdb_sentiment.paths import REPO_ROOT as REPO
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """Shared core of the IMDB sentiment lab: data, text, models, training, tracking, serving.
 
 One module per concern:
-    paths         where the repo, data and MLflow store live
-    errors        UserError, the one-line error for a user mistake
+    paths         where the repo, data, MLflow store and local servers live
+    errors        UserError, the one-line error for a user mistake; the shared parser
     config        typed dataclass configs and the command line made from them
-    families      the registry of model families (FAMILIES) and the tags their runs carry
+    families      the registry of model families (FAMILIES) and the tags their runs carry: data
+    cli           a train/ script's command line: a family's config parsed, then one run
     data          Kaggle / aclImdb files -> rows (id, review, label, rating)
     fetch         `make data`: download or import the data into data/
     text          cleaning, tokens, vocabulary, encoding, on-disk cache
@@ -20,10 +21,12 @@ One module per concern:
     encoders/     pretrained encoders: architectures, PEFT methods, loading, tokens
     metrics       accuracy, AUC, Kaggle submission
     reporting     a run's test report, figures and prediction files
-    tracking      MLflow runs, params, metrics, artifacts; the store checked and opened
-    combine       stacking finished runs; the best run of a family
+    tracking      writing MLflow runs: params, metrics, artifacts; the store checked and opened
+    store         reading them: runs in the lab's terms, the run that stands for a family
+    combine       stacking finished runs: their predictions, the split they share
     search/       Optuna studies: spaces, storage, budget, the study loop
-    serving       the logged pyfunc model of every family, its loading and registry
+    serving       the logged pyfunc model of every kind: its writer beside its loader
+    model_registry  which runs logged a model, model URIs, the MLflow Model Registry
     pyfunc_model  the file MLflow loads as the model
     serve_app     `make serve`'s HTTP app: MLflow's scoring server behind a request check
     inference     loading a logged model for predict and serve

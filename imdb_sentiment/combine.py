@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import paths, tracking
+from . import paths, store, tracking
 from .errors import UserError
 
 # The params that decide which reviews a run trained, validated and tested on.
@@ -38,44 +38,20 @@ class Member:
     metrics: dict = field(default_factory=dict)
 
 
-def _client():
-    from mlflow.tracking import MlflowClient
-
-    tracking.configure()
-    return MlflowClient()
-
-
-def member_of(run) -> Member:
-    return Member(run.info.run_id, run.data.tags.get("family", "?"), dict(run.data.params), dict(run.data.metrics))
-
-
-def finished_run(run_id: str):
-    run = tracking.get_run(run_id)
-    if run is None:
-        raise UserError(f"--runs {run_id}: no such run in the MLflow store")
-    if run.info.status != "FINISHED":
-        raise UserError(f"--runs {run_id}: the run is {run.info.status}; only finished runs can be combined")
-    return run
+def member_of(run: store.Run) -> Member:
+    return Member(run.run_id, run.family or "?", run.params, run.metrics)
 
 
 def best_runs(families: list[str] | None, experiment: str | None = None, config=None) -> list[Member]:
-    """Each family's finished run with the best validation accuracy (all families when None);
-    with `config`, only among the runs split as it splits (its seed, val_fraction and limit),
-    so a quick --limit run never stands in for a full-data one."""
-    client = _client()
-    found = client.get_experiment_by_name(experiment or paths.experiment_name())
-    if found is None:
-        raise UserError("no MLflow experiment with runs yet: train some families first")
-    runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["metrics.best_val_acc DESC"], max_results=5000)
+    """The run that stands for each family (store.select_run, the rule the tables use), among
+    its finished runs that logged test predictions (all families when None but the combined
+    ones); with `config`, only among the runs split as it splits (its seed, val_fraction and
+    limit), so a quick --limit run never stands in for a full-data one."""
+    runs = store.RunStore(paths.default_tracking_uri(), experiment or paths.experiment_name()).runs()
     wanted = None if config is None else {key: str(getattr(config, key)) for key in SPLIT_PARAMS if key != "data_sha256"}
-    best = {}
-    for run in runs:
-        family = run.data.tags.get("family")
-        same_split = wanted is None or all(run.data.params.get(k, "None") == v for k, v in wanted.items())
-        if family and "test_acc" in run.data.metrics and family not in best and same_split and \
-                run.data.tags.get("study_parent") != "true":
-            best[family] = run
+    eligible = [run for run in runs if "test_acc" in run.metrics and
+                (wanted is None or all(run.params.get(k, "None") == v for k, v in wanted.items()))]
+    best = store.best_runs(eligible)
     if families is None:
         chosen = [name for name in best if name not in COMBINED_FAMILIES]
     else:

@@ -10,7 +10,6 @@ converted to Kaggle's format. Files already in data/ are never overwritten
 unless they are identical, or --force is given.
 """
 
-import argparse
 import hashlib
 import shutil
 import sys
@@ -21,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from . import data, paths
-from .errors import UserError, run_main
+from .errors import ArgumentParser, UserError, run_main
 
 ACLIMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ACLIMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -143,7 +142,7 @@ def download(target_dir: Path, force: bool = False) -> list[str]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m imdb_sentiment.fetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path, default=None,
                         help="a local copy to import instead of downloading")
     parser.add_argument("--data-dir", type=Path, default=paths.data_dir(),

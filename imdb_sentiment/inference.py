@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import data, paths, serving, tracking
+from . import data, model_registry, paths, serving
 from .errors import UserError
 
 
@@ -62,7 +62,7 @@ def load_model(uri: str, named: str | None = None, tracking_uri: str | None = No
     named = named or uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri or paths.default_tracking_uri())
-    problem = tracking.model_uri_problem(uri, serving.MODEL_TYPE)
+    problem = model_registry.model_uri_problem(uri, serving.MODEL_TYPE)
     if problem:
         raise UserError(f"{named}: {problem}")
     try:

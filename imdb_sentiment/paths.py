@@ -1,17 +1,22 @@
-"""Where things live: the repo, the data directory, the MLflow store.
+"""Where things live: the repo, the data directory, the MLflow store, the local servers.
 
 Every path is relative to the repo (or comes from the environment), never a
 literal of one machine.
 """
 
 import os
+import socket
 from pathlib import Path
 from urllib.parse import urlparse
+
+from .errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 MLFLOW_DIR = REPO_ROOT / "mlflow"
 DEFAULT_EXPERIMENT = "imdb-sentiment"
+# The MLflow UI and the scoring server listen here only: this machine reaches them, the network does not.
+HOST = "127.0.0.1"
 
 
 def data_dir() -> Path:
@@ -58,3 +63,15 @@ def store_dir() -> Path:
 
 def experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)
+
+
+def check_port_free(port: int, retry: str = "make mlflow-ui MLFLOW_PORT={port}") -> None:
+    """Fail in one line before MLflow would fail in many; `retry` (with {port}) says what to run instead."""
+    if not 0 < port < 65536:
+        raise UserError(f"port {port} is not a TCP port (1-65535)")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            raise UserError(f"port {port} on {HOST} is in use; pick another, "
+                            f"e.g. {retry.format(port=port + 1)}") from None

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import data, device as devices, paths, serving, tracking
+from . import data, device as devices, model_registry, paths, store, tracking
 from .config import flatten
 from .errors import UserError
 from .families import Family, family_tag
@@ -84,7 +84,7 @@ def checkpoint_dir(run_id: str) -> Path:
 def check_resumable(config, tag: str):
     """The run --resume names, after checking it can go on: it exists, did not finish, is of
     this family, has a checkpoint, and was started with the same flags."""
-    run = tracking.get_run(config.resume)
+    run = store.get_run(config.resume)
     where = paths.default_tracking_uri()
     if run is None:
         raise UserError(f"--resume {config.resume}: no such run in {where}")
@@ -143,6 +143,8 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
                 prepared.checkpoint_dir, prepared.resume = checkpoint_dir(run_id), bool(resumed)
             if main and not resumed:
                 log_data(splits, config.data_dir)
+                if config.config_file:
+                    tracking.log_config_file(config.config_file)
             trained = recipe.train(config, prepared, splits, on_epoch)
             result = trained.result
             # Every process predicts (its shard, then gathered); the main one reports.
@@ -170,7 +172,7 @@ def run_family(family: Family, config, on_epoch: Callable | None = None, parent_
         devices.free_memory()
     _remove_checkpoints(prepared, keep=getattr(config, "keep_checkpoints", False))
     if main and config.register:  # once the run ended FINISHED
-        serving.register(run_id, config.register)
+        model_registry.register(run_id, config.register)
     if main:  # the last line a user sees: the result and where the run is
         print(f"{tag}: test_acc {final['test_acc']:.4f} (val_acc {result.best_val_acc:.4f}), run {run_id} "
               f"FINISHED in experiment {config.experiment or paths.experiment_name()} of "

@@ -1,7 +1,7 @@
 """The HTTP app `make serve` runs: MLflow's scoring server for a review model, behind a check
 of each JSON request's reviews.
 
-    uvicorn --factory imdb_sentiment.serve_app:make_app    (analysis/serve.py starts it, with the
+    uvicorn --factory imdb_sentiment.serve_app:make_app    (models/serve.py starts it, with the
                                                             model's local folder in MLflow's
                                                             _SERVER_MODEL_PATH variable)
 

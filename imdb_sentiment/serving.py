@@ -44,7 +44,7 @@ def embedding_config_type():
     return EmbeddingConfig
 
 
-# --- logging ----------------------------------------------------------------------
+# --- embedding: a network on word vectors (models.py) -----------------------------------------
 
 def log_embedding_model(model, config, vocab, threshold: float = 0.5):
     """Log an embedding-family network (built by models.build_model from config) to the active run."""
@@ -58,6 +58,37 @@ def log_embedding_model(model, config, vocab, threshold: float = 0.5):
         return _log("embedding", settings, threshold, scratch,
                     {"weights": "model.safetensors", "vocab": "vocab.json"})
 
+
+def _load_embedding(artifacts: dict, settings: dict):
+    from safetensors.torch import load_model
+
+    from . import models, text
+    from .batching import TokenIds, make_loader
+    from .training import predict
+
+    # The vectors are in the weights: the config's source of them (maybe a local file) is not needed.
+    config_type = embedding_config_type()
+    known = {field.name for field in dataclasses.fields(config_type)}
+    stored = {k: v for k, v in settings["config"].items() if k in known}
+    config = config_type(**{**stored, "data_dir": ".", "embeddings": "random"})
+    embedding = models.make_embedding(None, settings["vocab_size"], config.embedding_dim, freeze=True)
+    model = models.build_model(config.model, config, embedding)
+    load_model(model, artifacts["weights"])
+    device = _device()
+    model.to(device).eval()
+    vocab = text.Vocab.from_json(Path(artifacts["vocab"]).read_text())
+
+    def probabilities(reviews):
+        # As the word-vector recipe batches its splits: truncated ids, length-grouped batches.
+        sequences = [text.truncate(vocab.encode(tokens), config.max_length, config.truncation)
+                     for tokens in text.reviews_to_tokens(reviews)]
+        loader = make_loader(TokenIds(sequences, np.full(len(sequences), -1)), config.eval_batch_size, False, 0)
+        return predict(model, loader, models.forward_batch, device)[0]
+
+    return probabilities
+
+
+# --- encoder: a save_pretrained folder, or a PEFT adapter over its base -----------------------
 
 def log_encoder_model(model, tokenizer, settings: dict, threshold: float = 0.5):
     """Log a transformers classifier, or a PEFT model over one, with its tokenizer.
@@ -92,154 +123,6 @@ def log_encoder_model(model, tokenizer, settings: dict, threshold: float = 0.5):
 
 
 # The pipeline linear.build_pipeline makes: (step name, class) in order.
-TFIDF_STEPS = [("ngrams", "HashingVectorizer"), ("tfidf", "TfidfTransformer"),
-               ("naive_bayes", "NaiveBayesScaler"), ("classifier", "LogisticRegression")]
-
-
-def log_tfidf_model(pipeline, settings: dict | None = None, threshold: float = 0.5):
-    """Log a fitted linear.build_pipeline pipeline as parameters (JSON) and arrays (safetensors).
-
-    settings: extra entries kept in settings.json (the pipeline describes itself).
-    """
-    from safetensors.numpy import save_file
-
-    steps = [(name, type(step).__name__) for name, step in pipeline.steps]
-    if steps != TFIDF_STEPS:
-        raise ValueError(f"log_tfidf_model: expected the steps of linear.build_pipeline {TFIDF_STEPS}, "
-                         f"got {steps}")
-    ngrams, tfidf, naive_bayes, classifier = (step for _, step in pipeline.steps)
-    hashing = {k: v for k, v in ngrams.get_params().items() if k not in ("analyzer", "dtype")}
-    state = {"ngrams": {**hashing, "dtype": np.dtype(ngrams.dtype).name,
-                        "analyzer": {"max_n": ngrams.analyzer.max_n, "max_tokens": ngrams.analyzer.max_tokens}},
-             "tfidf": tfidf.get_params(), "naive_bayes": naive_bayes.get_params(),
-             "classifier": classifier.get_params()}
-    arrays = {"idf": tfidf.idf_, "ratio": naive_bayes.ratio_, "coef": classifier.coef_,
-              "intercept": classifier.intercept_, "classes": classifier.classes_}
-    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
-        scratch = Path(scratch)
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(scratch / "tfidf.safetensors"))
-        return _log("tfidf", {**(settings or {}), "pipeline": state}, threshold, scratch,
-                    {"arrays": "tfidf.safetensors"})
-
-
-def log_ensemble_model(members: list[tuple[str, str]], coef, intercept: float, threshold: float = 0.5):
-    """Log a stacked ensemble: each member's logged model (members: (run id, family) in the
-    order of coef) copied inside it, and the stacker's weights on their logits. It loads and
-    serves on its own, without the member runs or their store."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
-        scratch = Path(scratch)
-        folders, kinds = {}, set()
-        for index, (run_id, _) in enumerate(members):
-            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{MODEL_NAME}",
-                                                              dst_path=str(scratch / f"member{index}")))
-            folders[f"member{index}"] = folder.relative_to(scratch)
-            kinds.add(json.loads((folder / "artifacts" / "settings.json").read_text())["kind"])
-        settings = {"members": [{"run_id": run_id, "family": family, "artifact": f"member{index}"}
-                                for index, (run_id, family) in enumerate(members)],
-                    "coef": [float(c) for c in coef], "intercept": float(intercept),
-                    "member_kinds": sorted(kinds)}
-        extra = sorted({name for kind in kinds for name in KINDS[kind].requirements})
-        return _log("ensemble", settings, threshold, scratch, folders, extra_requirements=extra)
-
-
-def pip_requirements(kind: str, extra: list[str] = ()) -> list[str]:
-    """The pinned lines of requirements.txt that a kind's model needs, mlflow first."""
-    pins = {}
-    for line in (paths.REPO_ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if "==" in line:
-            pins[line.split("==")[0].strip().lower()] = line
-    wanted = list(dict.fromkeys(["mlflow", *KINDS[kind].requirements, *extra]))
-    unpinned = [name for name in wanted if name not in pins]
-    if unpinned:
-        raise ValueError(f"requirements.txt pins no version of {', '.join(unpinned)}")
-    return [pins[name] for name in wanted]
-
-
-def _log(kind: str, settings: dict, threshold: float, folder: Path, artifacts: dict,
-         extra_requirements: list[str] = ()):
-    """Write settings.json into folder and log the pyfunc with folder's artifacts to the active run."""
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
-    if mlflow.active_run() is None:
-        raise ValueError(f"log_{kind}_model: no active MLflow run to log to (use tracking.start_run)")
-    (folder / "settings.json").write_text(json.dumps({"kind": kind, "threshold": float(threshold), **settings},
-                                                     indent=2, default=str))
-    signature = ModelSignature(inputs=Schema([ColSpec("string", "review")]),
-                               outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]))
-    return mlflow.pyfunc.log_model(
-        name=MODEL_NAME, python_model=str(PYFUNC_MODEL_FILE),
-        artifacts={"settings": str(folder / "settings.json"),
-                   **{name: str(folder / relative) for name, relative in artifacts.items()}},
-        code_paths=[str(PACKAGE_DIR)], signature=signature,
-        input_example=pd.DataFrame({"review": INPUT_EXAMPLE}),
-        pip_requirements=pip_requirements(kind, list(extra_requirements)),
-        model_type=MODEL_TYPE, tags={"kind": kind, "threshold": f"{threshold:.6f}"})
-
-
-# --- loading (pyfunc_model.py's load_context calls load_predictor) ------------------------
-
-@dataclass
-class Predictor:
-    """reviews -> P(positive); a review is positive when its probability >= threshold."""
-    probabilities: Callable[[list[str]], np.ndarray]
-    threshold: float
-    settings: dict
-
-
-def load_predictor(artifacts: dict) -> Predictor:
-    """The predictor settings.json describes, rebuilt from the artifacts (name -> local path)."""
-    settings = json.loads(Path(artifacts["settings"]).read_text())
-    kind = settings.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"settings.json: kind {kind!r} unknown; known kinds: {', '.join(sorted(KINDS))}")
-    return Predictor(KINDS[kind].load(artifacts, settings), float(settings.get("threshold", 0.5)), settings)
-
-
-DEVICE_VARIABLE = "IMDB_PREDICT_DEVICE"
-
-
-def _device():
-    """$IMDB_PREDICT_DEVICE (cpu, cuda, cuda:N, mps) when set, else the best there is."""
-    import os
-
-    from .device import detect_device
-    return detect_device(os.environ.get(DEVICE_VARIABLE) or "auto")
-
-
-def _load_embedding(artifacts: dict, settings: dict):
-    from safetensors.torch import load_model
-
-    from . import models, text
-    from .batching import TokenIds, make_loader
-    from .training import predict
-
-    # The vectors are in the weights: the config's source of them (maybe a local file) is not needed.
-    config_type = embedding_config_type()
-    known = {field.name for field in dataclasses.fields(config_type)}
-    stored = {k: v for k, v in settings["config"].items() if k in known}
-    config = config_type(**{**stored, "data_dir": ".", "embeddings": "random"})
-    embedding = models.make_embedding(None, settings["vocab_size"], config.embedding_dim, freeze=True)
-    model = models.build_model(config.model, config, embedding)
-    load_model(model, artifacts["weights"])
-    device = _device()
-    model.to(device).eval()
-    vocab = text.Vocab.from_json(Path(artifacts["vocab"]).read_text())
-
-    def probabilities(reviews):
-        # As the word-vector recipe batches its splits: truncated ids, length-grouped batches.
-        sequences = [text.truncate(vocab.encode(tokens), config.max_length, config.truncation)
-                     for tokens in text.reviews_to_tokens(reviews)]
-        loader = make_loader(TokenIds(sequences, np.full(len(sequences), -1)), config.eval_batch_size, False, 0)
-        return predict(model, loader, models.forward_batch, device)[0]
-
-    return probabilities
 
 
 def _load_encoder(artifacts: dict, settings: dict):
@@ -291,6 +174,38 @@ def _adapter_base(settings: dict, tokenizer, device):
                            settings.get("compute_dtype", "float32"), tokenizer.pad_token_id)
 
 
+# --- tfidf: the NB-LR pipeline as JSON and safetensors ----------------------------------------
+
+TFIDF_STEPS = [("ngrams", "HashingVectorizer"), ("tfidf", "TfidfTransformer"),
+               ("naive_bayes", "NaiveBayesScaler"), ("classifier", "LogisticRegression")]
+
+
+def log_tfidf_model(pipeline, settings: dict | None = None, threshold: float = 0.5):
+    """Log a fitted linear.build_pipeline pipeline as parameters (JSON) and arrays (safetensors).
+
+    settings: extra entries kept in settings.json (the pipeline describes itself).
+    """
+    from safetensors.numpy import save_file
+
+    steps = [(name, type(step).__name__) for name, step in pipeline.steps]
+    if steps != TFIDF_STEPS:
+        raise ValueError(f"log_tfidf_model: expected the steps of linear.build_pipeline {TFIDF_STEPS}, "
+                         f"got {steps}")
+    ngrams, tfidf, naive_bayes, classifier = (step for _, step in pipeline.steps)
+    hashing = {k: v for k, v in ngrams.get_params().items() if k not in ("analyzer", "dtype")}
+    state = {"ngrams": {**hashing, "dtype": np.dtype(ngrams.dtype).name,
+                        "analyzer": {"max_n": ngrams.analyzer.max_n, "max_tokens": ngrams.analyzer.max_tokens}},
+             "tfidf": tfidf.get_params(), "naive_bayes": naive_bayes.get_params(),
+             "classifier": classifier.get_params()}
+    arrays = {"idf": tfidf.idf_, "ratio": naive_bayes.ratio_, "coef": classifier.coef_,
+              "intercept": classifier.intercept_, "classes": classifier.classes_}
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(scratch / "tfidf.safetensors"))
+        return _log("tfidf", {**(settings or {}), "pipeline": state}, threshold, scratch,
+                    {"arrays": "tfidf.safetensors"})
+
+
 def _load_tfidf(artifacts: dict, settings: dict):
     from safetensors.numpy import load_file
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
@@ -317,6 +232,30 @@ def _load_tfidf(artifacts: dict, settings: dict):
     return lambda reviews: pipeline.predict_proba(reviews)[:, 1]
 
 
+# --- ensemble: its members' model folders and the stacker -------------------------------------
+
+def log_ensemble_model(members: list[tuple[str, str]], coef, intercept: float, threshold: float = 0.5):
+    """Log a stacked ensemble: each member's logged model (members: (run id, family) in the
+    order of coef) copied inside it, and the stacker's weights on their logits. It loads and
+    serves on its own, without the member runs or their store."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        folders, kinds = {}, set()
+        for index, (run_id, _) in enumerate(members):
+            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{MODEL_NAME}",
+                                                              dst_path=str(scratch / f"member{index}")))
+            folders[f"member{index}"] = folder.relative_to(scratch)
+            kinds.add(json.loads((folder / "artifacts" / "settings.json").read_text())["kind"])
+        settings = {"members": [{"run_id": run_id, "family": family, "artifact": f"member{index}"}
+                                for index, (run_id, family) in enumerate(members)],
+                    "coef": [float(c) for c in coef], "intercept": float(intercept),
+                    "member_kinds": sorted(kinds)}
+        extra = sorted({name for kind in kinds for name in KINDS[kind].requirements})
+        return _log("ensemble", settings, threshold, scratch, folders, extra_requirements=extra)
+
+
 def _load_ensemble(artifacts: dict, settings: dict):
     import mlflow.pyfunc
 
@@ -329,6 +268,8 @@ def _load_ensemble(artifacts: dict, settings: dict):
         return stacker.predict(np.stack([logit(predict_probabilities(m, reviews)) for m in members], axis=1))
     return probabilities
 
+
+# --- what every kind shares (pyfunc_model.py's load_context calls load_predictor) -------------
 
 @dataclass(frozen=True)
 class Kind:
@@ -351,6 +292,73 @@ KINDS = {
     # its members' kinds add theirs (log_ensemble_model)
     "ensemble": Kind(_load_ensemble, ["numpy", "pandas", "tqdm"]),
 }
+
+
+def pip_requirements(kind: str, extra: list[str] = ()) -> list[str]:
+    """The pinned lines of requirements.txt that a kind's model needs, mlflow first."""
+    pins = {}
+    for line in (paths.REPO_ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            pins[line.split("==")[0].strip().lower()] = line
+    wanted = list(dict.fromkeys(["mlflow", *KINDS[kind].requirements, *extra]))
+    unpinned = [name for name in wanted if name not in pins]
+    if unpinned:
+        raise ValueError(f"requirements.txt pins no version of {', '.join(unpinned)}")
+    return [pins[name] for name in wanted]
+
+
+def _log(kind: str, settings: dict, threshold: float, folder: Path, artifacts: dict,
+         extra_requirements: list[str] = ()):
+    """Write settings.json into folder and log the pyfunc with folder's artifacts to the active run."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    if mlflow.active_run() is None:
+        raise ValueError(f"log_{kind}_model: no active MLflow run to log to (use tracking.start_run)")
+    (folder / "settings.json").write_text(json.dumps({"kind": kind, "threshold": float(threshold), **settings},
+                                                     indent=2, default=str))
+    signature = ModelSignature(inputs=Schema([ColSpec("string", "review")]),
+                               outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]))
+    return mlflow.pyfunc.log_model(
+        name=MODEL_NAME, python_model=str(PYFUNC_MODEL_FILE),
+        artifacts={"settings": str(folder / "settings.json"),
+                   **{name: str(folder / relative) for name, relative in artifacts.items()}},
+        code_paths=[str(PACKAGE_DIR)], signature=signature,
+        input_example=pd.DataFrame({"review": INPUT_EXAMPLE}),
+        pip_requirements=pip_requirements(kind, list(extra_requirements)),
+        model_type=MODEL_TYPE, tags={"kind": kind, "threshold": f"{threshold:.6f}"})
+
+
+@dataclass
+class Predictor:
+    """reviews -> P(positive); a review is positive when its probability >= threshold."""
+    probabilities: Callable[[list[str]], np.ndarray]
+    threshold: float
+    settings: dict
+
+
+def load_predictor(artifacts: dict) -> Predictor:
+    """The predictor settings.json describes, rebuilt from the artifacts (name -> local path)."""
+    settings = json.loads(Path(artifacts["settings"]).read_text())
+    kind = settings.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"settings.json: kind {kind!r} unknown; known kinds: {', '.join(sorted(KINDS))}")
+    return Predictor(KINDS[kind].load(artifacts, settings), float(settings.get("threshold", 0.5)), settings)
+
+
+DEVICE_VARIABLE = "IMDB_PREDICT_DEVICE"
+
+
+def _device():
+    """$IMDB_PREDICT_DEVICE (cpu, cuda, cuda:N, mps) when set, else the best there is."""
+    import os
+
+    from .device import detect_device
+    return detect_device(os.environ.get(DEVICE_VARIABLE) or "auto")
 
 
 def reviews_from_input(model_input) -> list[str]:
@@ -394,7 +402,7 @@ def predict_frame(predictor: Predictor, model_input) -> pd.DataFrame:
     return pd.DataFrame({"probability": probs, "label": (probs >= predictor.threshold).astype(np.int64)})
 
 
-# --- using a logged model --------------------------------------------------------------
+# --- using a logged model ---------------------------------------------------------------------
 
 def load(model_uri: str):
     """The pyfunc a run logged, e.g. load(f"runs:/{run_id}/model")."""
@@ -405,29 +413,3 @@ def load(model_uri: str):
 def predict_probabilities(pyfunc, reviews) -> np.ndarray:
     """P(positive) of each review, in order."""
     return pyfunc.predict(pd.DataFrame({"review": list(reviews)}))["probability"].to_numpy()
-
-
-def has_review_model(run_id: str) -> bool:
-    """Whether the run logged one of this project's review models."""
-    from . import tracking
-
-    model = tracking.logged_model(run_id, MODEL_NAME)
-    return model is not None and model.model_type == MODEL_TYPE
-
-
-def register(run_id: str, name: str, alias: str | None = None) -> str:
-    """Register the review model a finished run logged as a version of `name` (the version that
-    already holds it, if any), point `alias` at it when given, say so; returns its models:/ URI."""
-    from . import tracking
-    from .errors import UserError
-
-    model = tracking.logged_model(run_id, MODEL_NAME)
-    if model is None or model.model_type != MODEL_TYPE:
-        what = "no model" if model is None else f"a model of another kind ({model.model_type or 'an older format'})"
-        raise UserError(f"run {run_id} logged {what}: nothing to register as {name!r} "
-                        "(train it again without --no-save-model)")
-    version = tracking.register_model(run_id, name, alias)
-    uri = f"models:/{name}/{version.version}"
-    print(f"registered runs:/{run_id}/{MODEL_NAME} as {uri}" + (f" (alias {alias}: models:/{name}@{alias})"
-                                                                 if alias else ""), flush=True)
-    return uri

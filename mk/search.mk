@@ -2,7 +2,7 @@
 # Flags go through ARGS, e.g. make search-max-length ARGS="--family gru --budget-gpu-hours 2".
 # Any fields of any family: make search FAMILY=gru ARGS="--param lr=loguniform:1e-4:1e-2 --param dropout=uniform:0.1:0.5".
 # Many workers: run the same command on each machine with --storage postgresql://... and
-# MLFLOW_TRACKING_URI pointing at one MLflow server (README.md, "Hyperparameter search").
+# MLFLOW_TRACKING_URI pointing at one MLflow server (docs/search.md).
 OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlflow/optuna.db
 DASHBOARD_PORT ?= 8080
 FAMILY ?=

@@ -6,7 +6,7 @@ Optuna study of any fields of a family's config, e.g.
     python search/custom.py --family bert --space my_space.yaml --objectives val_acc,device_hours
 Each --param is NAME=KIND:ARGS (imdb_sentiment/search/spaces.py); --space FILE.yaml maps names to
 the same strings. The trials train exactly as the family's train/ script does, with its flags
-passed through. Budget, resume, pruning, objectives and workers: README.md, "Hyperparameter search".
+passed through. Budget, resume, pruning, objectives and workers: docs/search.md.
 """
 
 from imdb_sentiment import search

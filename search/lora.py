@@ -4,7 +4,7 @@ Optuna study of LoRA rank r, alpha and the learning rate of the DeBERTa LoRA fam
 (`--family rdrop-lora`, `scl-lora` too; without a GPU: bert-lora on the packaged MiniLM).
 Search space: PRESETS["lora"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
 trials train exactly as the family's train/ script does, with its flags passed through. Budget,
-resume, pruning, objectives and workers: README.md, "Hyperparameter search".
+resume, pruning, objectives and workers: docs/search.md.
 """
 
 from imdb_sentiment import search

@@ -4,7 +4,7 @@ Optuna study of max_length for a chosen family (`--family lstm`, `--family bert`
 how many tokens a review needs.
 Search space: PRESETS["max_length"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
 trials train exactly as the family's train/ script does, with its flags passed through. Budget,
-resume, pruning, objectives and workers: README.md, "Hyperparameter search".
+resume, pruning, objectives and workers: docs/search.md.
 """
 
 from imdb_sentiment import search

@@ -4,7 +4,7 @@ Optuna study of the R-Drop weight alpha (KL between two dropout passes) of the R
 encoder family (`--family rdrop-lora` too).
 Search space: PRESETS["rdrop"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
 trials train exactly as the family's train/ script does, with its flags passed through. Budget,
-resume, pruning, objectives and workers: README.md, "Hyperparameter search".
+resume, pruning, objectives and workers: docs/search.md.
 """
 
 from imdb_sentiment import search

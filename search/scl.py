@@ -4,7 +4,7 @@ Optuna study of the supervised-contrastive (SCL) temperature and its weight lamb
 cross-entropy (`--family scl-lora` too).
 Search space: PRESETS["scl"] in imdb_sentiment/search/spaces.py (`--param` adds to it); the
 trials train exactly as the family's train/ script does, with its flags passed through. Budget,
-resume, pruning, objectives and workers: README.md, "Hyperparameter search".
+resume, pruning, objectives and workers: docs/search.md.
 """
 
 from imdb_sentiment import search

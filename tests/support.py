@@ -239,8 +239,8 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
 
 
 def script_main(name: str):
-    """The main() of bench/ or analysis/<name>.py, loaded as a user's `python <file>` would."""
-    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("bench", "analysis"))
+    """The main() of bench/, analysis/ or models/<name>.py, loaded as a user's `python <file>` would."""
+    path = next(p for p in (REPO / folder / f"{name}.py" for folder in ("bench", "analysis", "models"))
                 if p.exists())
     spec = importlib.util.spec_from_file_location(f"_script_{path.parent.name}_{name}", path)
     module = importlib.util.module_from_spec(spec)

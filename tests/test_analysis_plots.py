@@ -110,7 +110,7 @@ def test_make_plots_writes_files_and_logs_study_plot(store, tmp_path, capsys):
 
 
 def test_study_figure_separates_finished_from_stopped_trials(store):
-    from analysis._runs import RunStore, study_parents, trials_of
+    from imdb_sentiment.store import RunStore, study_parents, trials_of
 
     run_store = RunStore(store[0], "imdb-sentiment")
     runs = run_store.runs()

@@ -121,9 +121,9 @@ def test_markdown_of_the_encoder_and_other_tables(store, tmp_path):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         "| logreg | `logreg` | 0.8800 |  | 0.8800 |  | cpu |  |  |  |  |\n\n"
     ) in text
-    # Every table of the registry (the combined one too), other models, the encoder methods,
-    # studies and benchmarks.
-    assert text.count("### ") == 9
+    # Every table of the registry (the combined one too), other models, the encoder methods and the
+    # benchmarks; the studies are a section of their own.
+    assert text.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0].count("### ") == 8
     assert "| lstm_batching | ours_seconds 100.000, speedup 2.500 |" in text.split("### Benchmarks")[1]
     assert "| deberta-prefix | — |" in text.split("### DeBERTa PEFT")[1]
 
@@ -137,52 +137,162 @@ def test_study_table(store, tmp_path):
         "best_params,best_test_acc,best_run_id,best_run_url,note\n"
         "cnn-search,,0,1,2,0.5,,,,,,study run KILLED\n"
         f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.002",0.95,{ids["best_trial"]},{url},\n')
-    md = (out / "results.md").read_text().split("### Hyperparameter searches\n\n")[1]
-    assert md.splitlines()[3] == (
+    md = section_of((out / "results.md").read_text(), "studies")
+    assert table_rows(md)[1] == (
         f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.002 | 0.9500 "
         f"| [{ids['best_trial'][:8]}]({url}) |  |")
 
 
-def test_readme_rewritten_between_markers(store, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# Lab\n\n## Results\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
-    out = run_tables(store, tmp_path, "--readme", str(readme))
-    text = readme.read_text()
-    # The results section is results.md without the studies, which have their own section.
-    generated = (out / "results.md").read_text().removeprefix("# Results\n\n")
-    before, studies = generated.split("### Hyperparameter searches\n\n")
-    assert text == ("# Lab\n\n## Results\n<!-- results:start -->\n" + before
-                    + studies[studies.index("### Benchmarks"):] + "<!-- results:end -->\nafter\n")
+def section_of(text: str, section: str) -> str:
+    """What `text` holds between the section's markers."""
+    start, end = tables.markers(section)
+    return text.split(start + "\n")[1].split(end)[0]
+
+
+def test_pages_rewritten_between_markers(store, tmp_path):
+    readme, doc = tmp_path / "README.md", tmp_path / "docs" / "search.md"
+    readme.write_text("# Lab\n\n## Results\n<!-- headline:start -->\nold\n<!-- headline:end -->\nafter\n")
+    doc.parent.mkdir()
+    doc.write_text("# Search\n<!-- studies:start -->\nold\n<!-- studies:end -->\n")
+    untouched = tmp_path / "docs" / "testing.md"
+    untouched.write_text("# Tests\n")
+    out = run_tables(store, tmp_path / "analysis", "--pages", str(readme), str(doc), str(untouched))
+    results = (out / "results.md").read_text()
+    # results.md holds every section; each page the ones it has markers for, the same text.
+    assert tables.sections_in(results, "results.md") == list(tables.SECTIONS)
+    assert readme.read_text() == ("# Lab\n\n## Results\n<!-- headline:start -->\n"
+                                  + section_of(results, "headline") + "<!-- headline:end -->\nafter\n")
+    assert section_of(doc.read_text(), "studies") == section_of(results, "studies")
+    assert "| lstm-search | lstm | 5 | 3 | 1 |" in doc.read_text()
+    assert untouched.read_text() == "# Tests\n"
+    # The headline: full-data runs only (not the --limit one), with the reference.
+    assert table_rows(section_of(results, "headline")) == [
+        f"| lstm | `bilstm` | 0.8812 | 0.878 | {store[2]['lstm_best'][:8]} |",
+        f"| bert | `bert-base-uncased` | 0.9312 | 0.901–0.938 | {store[2]['bert'][:8]} |",
+        f"| logreg | `logreg` | 0.8800 | — | {store[2]['logreg'][:8]} |"]
     # Idempotent: a second run changes nothing.
-    run_tables(store, tmp_path, "--readme", str(readme))
-    assert readme.read_text() == text
+    before = [path.read_text() for path in (readme, doc, out / "results.md")]
+    run_tables(store, tmp_path / "analysis", "--pages", str(readme), str(doc), str(untouched))
+    assert [path.read_text() for path in (readme, doc, out / "results.md")] == before
 
 
 def test_the_studies_section_is_rewritten_alone(store, tmp_path):
     readme = tmp_path / "README.md"
-    kept = "<!-- results:start -->\nfrom an older store\n<!-- results:end -->\n"
+    kept = "<!-- headline:start -->\nfrom an older store\n<!-- headline:end -->\n"
     readme.write_text(kept + "<!-- studies:start -->\nold\n<!-- studies:end -->\n")
     # The other sections' files may hold another store's runs: they are left as they are.
     (tmp_path / "results_word_vectors.csv").write_text("from an older store\n")
-    run_tables(store, tmp_path, "--readme", str(readme), "--sections", "studies")
+    run_tables(store, tmp_path, "--pages", str(readme), "--sections", "studies")
     text = readme.read_text()
     assert text.startswith(kept) and "old" not in text.removeprefix(kept)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["README.md", "results_word_vectors.csv",
-                                                                "studies.csv"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["README.md", "results.md",
+                                                                "results_word_vectors.csv", "studies.csv"]
     assert (tmp_path / "results_word_vectors.csv").read_text() == "from an older store\n"
     assert "| lstm-search | lstm | 5 | 3 | 1 |" in text and "0.9500" in text  # the best trial's test acc
-    with pytest.raises(UserError, match="--sections tables: expected names of results, studies, combined, "
-                                        "parallel, precision"):
-        tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--readme", str(readme),
+    # A new results.md: the studies filled in, the other sections empty until they are written.
+    results = (tmp_path / "results.md").read_text()
+    assert section_of(results, "studies") == section_of(text, "studies") and section_of(results, "results") == ""
+    with pytest.raises(UserError, match="--sections tables: expected names of headline, results, studies, "
+                                        "combined, parallel, precision"):
+        tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--pages", str(readme),
                      "--sections", "tables"])
 
 
-def test_readme_without_markers_is_a_clear_error(store, tmp_path):
+@pytest.mark.parametrize("text", ["<!-- studies:start -->\n", "<!-- studies:end -->\n<!-- studies:start -->\n",
+                                  "<!-- studies:start -->\n<!-- studies:end -->\n" * 2])
+def test_broken_markers_are_a_clear_error_before_the_store_is_read(tmp_path, text):
     readme = tmp_path / "README.md"
-    readme.write_text("# Lab\n")
-    with pytest.raises(UserError, match="no results section.*results:start"):
-        run_tables(store, tmp_path, "--readme", str(readme))
-    assert not (tmp_path / "results.md").exists()
+    readme.write_text("# Lab\n" + text)
+    with pytest.raises(UserError, match=f"{readme}: the studies section's markers are broken; it needs the lines "
+                                        "<!-- studies:start --> and <!-- studies:end -->, once each, in that order"):
+        tables.main(["--tracking-uri", "sqlite:///" + str(tmp_path / "nowhere" / "mlflow.db"),
+                     "--out-dir", str(tmp_path), "--pages", str(readme)])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["README.md"]
+
+
+def publish_case(tmp_path, cited: dict[str, list[str]]):
+    """A published analysis/ folder whose CSV files cite `cited` (file -> run ids) and a README whose
+    headline section says "published": (analysis folder, README, every file's text before)."""
+    published = tmp_path / "analysis"
+    published.mkdir()
+    for name, run_ids in cited.items():
+        column = "best_run_id" if name == "studies.csv" else "run_id"
+        (published / name).write_text(f"family,{column}\n" + "".join(f"x,{run_id}\n" for run_id in run_ids))
+    (published / "results.md").write_text("# Results\n<!-- results:start -->\npublished\n<!-- results:end -->\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- headline:start -->\npublished\n<!-- headline:end -->\n")
+    files = [readme, *published.iterdir()]
+    return published, readme, {path: path.read_text() for path in files}
+
+
+def test_a_store_without_the_published_runs_writes_local_tables(store, tmp_path, capsys):
+    """After a quick run in a fresh store, the lab's published numbers must survive make tables."""
+    ids, missing = store[2], "0" * 32
+    published, readme, before = publish_case(tmp_path, {
+        "results_word_vectors.csv": [ids["lstm_best"], missing], "studies.csv": [ids["best_trial"]]})
+    run_tables(store, published, "--pages", str(readme))
+    local = published / "local"
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"this store holds 2 of the 3 runs the published tables cite; your tables are in {local / 'results.md'}; "
+        "the published ones are unchanged (--publish rewrites them)")
+    assert {path: path.read_text() for path in before} == before
+    assert sorted(path.name for path in published.iterdir()) == sorted([*(p.name for p in before if p != readme),
+                                                                       "local"])
+    # The store's own tables, all of them, in analysis/local/.
+    assert tables.sections_in((local / "results.md").read_text(), "results.md") == list(tables.SECTIONS)
+    assert f"lstm,bilstm,{ids['lstm_best']},0.8812," in (local / "results_word_vectors.csv").read_text()
+    assert (local / "studies.csv").is_file() and (local / "precision.csv").is_file()
+
+    # --publish: the published files are rewritten anyway.
+    run_tables(store, published, "--pages", str(readme), "--publish")
+    assert "this store holds" not in capsys.readouterr().out
+    assert f"lstm,bilstm,{ids['lstm_best']},0.8812," in (published / "results_word_vectors.csv").read_text()
+    assert "| lstm | `bilstm` | 0.8812 |" in readme.read_text() and "published" not in readme.read_text()
+
+
+def test_a_store_with_every_published_run_rewrites_the_published_tables(store, tmp_path, capsys):
+    ids = store[2]
+    published, readme, before = publish_case(tmp_path, {
+        "results_word_vectors.csv": [ids["lstm_best"]], "results_encoders.csv": [ids["bert"]],
+        "studies.csv": [ids["best_trial"]]})
+    run_tables(store, published, "--pages", str(readme))
+    out = capsys.readouterr().out
+    assert "this store holds" not in out and f"updated {readme} (headline)" in out
+    assert not (published / "local").exists()
+    assert "| bert | `bert-base-uncased` | 0.9312 |" in readme.read_text()
+    # results.md keeps its own layout: its sections are rewritten, nothing is added.
+    results = (published / "results.md").read_text()
+    assert results.startswith("# Results\n<!-- results:start -->\n") and "| lstm | `bilstm` | 0.8812 |" in results
+    assert "lstm-search,lstm,5,3,1,1.234,0.912," in (published / "studies.csv").read_text()
+
+
+def test_only_the_runs_of_the_sections_rewritten_must_be_in_the_store(store, tmp_path, capsys):
+    """A store that holds a new study alone may publish the studies, not the model tables."""
+    ids = store[2]
+    published, readme, before = publish_case(tmp_path, {
+        "results_word_vectors.csv": ["0" * 32], "studies.csv": [ids["best_trial"]]})
+    run_tables(store, published, "--pages", str(readme), "--sections", "studies")
+    assert "this store holds" not in capsys.readouterr().out
+    assert "lstm-search" in (published / "studies.csv").read_text()
+    assert (published / "results_word_vectors.csv").read_text() == before[published / "results_word_vectors.csv"]
+    run_tables(store, published, "--pages", str(readme), "--sections", "results,headline")
+    assert "this store holds 0 of the 1 runs the published tables cite" in capsys.readouterr().out
+    assert readme.read_text() == before[readme]
+
+
+def test_the_published_pages_hold_the_sections_make_tables_writes():
+    """README's headline, the docs pages' tables and analysis/results.md: each section that a docs
+    page shows is the very text of analysis/results.md (moved there by make tables, never typed)."""
+    results = (REPO_ROOT / "analysis" / "results.md").read_text()
+    assert tables.sections_in(results, "analysis/results.md") == list(tables.SECTIONS)
+    shown = {"README.md": ["headline"], "docs/search.md": ["studies"], "docs/combining.md": ["combined"],
+             "docs/hardware.md": ["parallel", "precision"]}
+    for name, sections in shown.items():
+        text = (REPO_ROOT / name).read_text()
+        assert tables.sections_in(text, name) == sections
+        assert all(section_of(text, section) == section_of(results, section) for section in sections), name
+    # The published tables cite their runs, so that make tables can tell a store that holds them.
+    assert len(tables.cited_run_ids(REPO_ROOT / "analysis", list(tables.SECTIONS))) > 20
 
 
 @pytest.mark.slow
@@ -224,9 +334,9 @@ def test_reference_row_with_a_stray_comma_is_a_clear_error(tmp_path):
 def test_make_tables(store, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n<!-- studies:start -->\n<!-- studies:end -->\n")
-    # ARGS come after the target's own flags, so this --readme replaces README.md.
+    # ARGS come after the target's own flags, so this --pages replaces README.md docs/*.md.
     done = run_make("tables", f"ARGS=--tracking-uri {store[0]} --out-dir {tmp_path} "
-                              f"--readme {readme}")
+                              f"--pages {readme}")
     assert done.returncode == 0, done.stderr
     results, studies = readme.read_text().split("<!-- results:end -->")
     assert "| lstm | `bilstm` | 0.8812 |" in results and "| lstm-search | lstm |" not in results
@@ -293,11 +403,11 @@ def test_encoder_methods_side_by_side(tmp_path):
 
 
 def rewrite_section(uri, tmp_path, section) -> str:
-    """The README text after `analysis/tables.py --sections <section>` rewrote that section alone."""
+    """The page text after `analysis/tables.py --sections <section>` rewrote that section alone."""
     readme = tmp_path / "README.md"
     readme.write_text(f"<!-- {section}:start -->\nold\n<!-- {section}:end -->\n")
     tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
-                 "--readme", str(readme), "--sections", section])
+                 "--pages", str(readme), "--sections", section])
     return readme.read_text()
 
 

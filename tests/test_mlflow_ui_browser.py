@@ -66,15 +66,15 @@ def trained_ui_server(tmp_path, tiny_data_dir, monkeypatch):
     is registered as imdb-tfidf with alias champion: (base URL, experiment id, run)."""
     import mlflow
 
-    from imdb_sentiment import serving
-    from imdb_sentiment.families import train
+    from imdb_sentiment import model_registry
+    from imdb_sentiment.cli import train
 
     (tmp_path / "trained").mkdir()
     uri = f"sqlite:///{tmp_path / 'trained' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
     outcome = train("tfidf", ["--data-dir", str(tiny_data_dir), "--run-name", "tiny-tfidf"])
-    serving.register(outcome.run_id, "imdb-tfidf", "champion")
+    model_registry.register(outcome.run_id, "imdb-tfidf", "champion")
     run = mlflow.MlflowClient(uri).get_run(outcome.run_id)
     with serving_ui(uri, tmp_path) as base:
         yield base, run.info.experiment_id, run
@@ -83,19 +83,22 @@ def trained_ui_server(tmp_path, tiny_data_dir, monkeypatch):
 @contextmanager
 def serving_ui(uri: str, tmp_path):
     """analysis/_mlflow_ui.py serving the store at uri on a free port: its base URL."""
+    from mlflow.tracking import MlflowClient
+
     port = free_port()
     log_path = tmp_path / f"mlflow-ui-{port}.log"
     with open(log_path, "w") as log:
         # Own session: the server's worker processes are stopped with it.
         server = subprocess.Popen([sys.executable, "analysis/_mlflow_ui.py", "--port", str(port),
-                                   "--tracking-uri", uri], cwd=REPO_ROOT, stdout=log,
+                                   "--tracking-uri", uri, "--experiment", EXPERIMENT], cwd=REPO_ROOT, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_health(base, server, log_path)
+        experiment_id = MlflowClient(uri).get_experiment_by_name(EXPERIMENT).experiment_id
         assert log_path.read_text().splitlines()[:2] == [
             f"MLflow UI: {base}  (store: {uri}; Ctrl-C to stop)",
-            f"model training view: {base}/#/?{MODEL_TRAINING_VIEW}"]
+            f"training runs of experiment {EXPERIMENT}: {base}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}"]
         yield base
     finally:
         stop_process_group(server, timeout=15)
@@ -193,7 +196,7 @@ def test_ui_shows_a_runs_datasets_logged_model_and_the_registered_model(trained_
     digests = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
     training = f"imdb-training ({digests['imdb-training']})"
 
-    view = f"?{MODEL_TRAINING_VIEW}"  # the UI's Model training view, as make mlflow-ui's second line links
+    view = f"?{MODEL_TRAINING_VIEW}"  # the UI's Model training view, which make mlflow-ui's second line opens
     run_page = page_text_once_shown(browser, f"{base}/#/experiments/{experiment_id}/runs/{run.info.run_id}{view}",
                                     "Logged models (1)", training, "Registered models", "Model registry")
     lines = run_page.splitlines()
@@ -206,6 +209,7 @@ def test_ui_shows_a_runs_datasets_logged_model_and_the_registered_model(trained_
     assert "test_f1" in lines and "best_threshold" in lines
     screenshot(browser, tmp_path / "mlflow_ui_run_datasets_model.png")
 
+    # make mlflow-ui's second line: the experiment's training runs
     runs_table = page_text_once_shown(browser, f"{base}/#/experiments/{experiment_id}/runs{view}", "tiny-tfidf",
                                       training)
     assert "Dataset" in runs_table.splitlines()

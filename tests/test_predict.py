@@ -1,4 +1,4 @@
-"""analysis/predict.py: what a user's mistake gets (one line, nothing written).
+"""models/predict.py: what a user's mistake gets (one line, nothing written).
 That every kind of logged model, loaded by run id or registered name, predicts
 what its run computed is checked where the runs are made:
 tests/test_served_runs.py."""
@@ -7,12 +7,11 @@ import pytest
 
 from imdb_sentiment.errors import UserError
 
-from tests.support import PYTHON, run_script
+from tests.support import PYTHON, run_script, script_main
 
 
 def predict(*argv):
-    from analysis import predict as script
-    return script.main(list(argv))
+    return script_main("predict")(list(argv))
 
 
 @pytest.fixture
@@ -59,7 +58,7 @@ def test_bad_input_files_name_the_file_and_line(mlflow_store, tmp_path, name, co
 def test_an_existing_output_is_never_overwritten(tmp_path, reviews):
     out = tmp_path / "kept.csv"
     out.write_text("precious\n")
-    result = run_script([PYTHON, "analysis/predict.py", "--run-id", "0123abcd", "--input", str(reviews),
+    result = run_script([PYTHON, "models/predict.py", "--run-id", "0123abcd", "--input", str(reviews),
                          "--out", str(out)], check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: --out {out}: the file exists; name a new file "

@@ -1,4 +1,4 @@
-"""Real training runs of every kind of family (imdb_sentiment.families.train on tiny data and
+"""Real training runs of every kind of family (imdb_sentiment.cli.train on tiny data and
 tiny models), then what their logged pyfunc is for: loaded, it gives the run's logged test
 probabilities; registered (--register, make register) it is found by alias; `make predict`
 reads it; served over HTTP (make serve) it answers MLflow's JSON formats and refuses bad
@@ -23,7 +23,7 @@ import pytest
 
 from imdb_sentiment.errors import UserError
 from tests.support import (OFFLINE, PYTHON, REPO, TINY_LSTM, build_tiny_models, free_port, run_make,
-                           stop_process_group, wait_for_http, write_kaggle_files)
+                           script_main, stop_process_group, wait_for_http, write_kaggle_files)
 
 ENCODER_TINY = ["--epochs", "1", "--max-length", "48", "--batch-size", "8", "--no-progress", "--cpu-threads", "1"]
 # kind -> (family script, flags after --data-dir; {model} is the tiny BERT's folder)
@@ -54,7 +54,7 @@ class _Lines(logging.Handler):
 
 
 def train(family: str, argv):
-    from imdb_sentiment.families import train as train_family
+    from imdb_sentiment.cli import train as train_family
     return train_family(family, argv)
 
 
@@ -136,7 +136,7 @@ def model_files(store: Store, kind: str) -> tuple[dict, set]:
 def test_each_kind_logs_a_pyfunc_and_no_old_format(kind, store):
     from mlflow.tracking import MlflowClient
 
-    from imdb_sentiment import serving, tracking
+    from imdb_sentiment import model_registry, serving
 
     client = MlflowClient(store.uri)
     run_id = store.run_ids[kind]
@@ -145,7 +145,7 @@ def test_each_kind_logs_a_pyfunc_and_no_old_format(kind, store):
                          "confusion_matrix.png"}, "vocab.json, a pytorch/sklearn model or a model folder"
     import mlflow
     mlflow.set_tracking_uri(store.uri)
-    model = tracking.logged_model(run_id)
+    model = model_registry.logged_model(run_id)
     assert model.model_type == serving.MODEL_TYPE
     settings, files = model_files(store, kind)
     assert settings["kind"] == {"adapter": "encoder"}.get(kind, kind)
@@ -170,13 +170,13 @@ def test_encoders_log_the_token_budget_and_adapters_their_base(store):
 
 @pytest.mark.slow
 def test_no_save_model_logs_no_model_and_predict_says_so(store, monkeypatch, tmp_path):
-    from imdb_sentiment import tracking
+    from imdb_sentiment import model_registry
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "served")
     outcome = train("bert", ["--data-dir", str(store.data_dir), "--model", str(store.tiny_bert), *ENCODER_TINY,
                              "--limit", "20", "--no-save-model", "--run-name", "unsaved"])
-    assert tracking.logged_model(outcome.run_id) is None
+    assert model_registry.logged_model(outcome.run_id) is None
     reviews = tmp_path / "reviews.txt"
     reviews.write_text("A wonderful film.\n")
     with pytest.raises(UserError, match=f"^--run-id {outcome.run_id}: the run logged no model 'model'"):
@@ -186,8 +186,7 @@ def test_no_save_model_logs_no_model_and_predict_says_so(store, monkeypatch, tmp
 # --- 3: the Model Registry ----------------------------------------------------------------------
 
 def register(*argv):
-    from analysis import register as script
-    return script.main(list(argv))
+    return script_main("register")(list(argv))
 
 
 def versions(store: Store, name: str):
@@ -214,7 +213,7 @@ def test_register_flag_registers_the_finished_run(store, monkeypatch, capsys):
     (["--register", "imdb-x", "--no-save-model"], r"--register: expected a model to register \(drop --no-save-model\)"),
 ])
 def test_register_flag_refuses_before_training(argv, message, tiny_data_dir):
-    from imdb_sentiment.families import parse
+    from imdb_sentiment.cli import parse
 
     with pytest.raises(UserError, match=message):
         parse("bert", ["--data-dir", str(tiny_data_dir), *argv])
@@ -224,7 +223,7 @@ def test_register_flag_refuses_before_training(argv, message, tiny_data_dir):
 def test_make_register_picks_the_best_finished_run_and_moves_champion(store, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
-    from analysis._runs import RunStore, select_run
+    from imdb_sentiment.store import RunStore, select_run
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "served")
@@ -266,8 +265,7 @@ def test_make_register_without_family_prints_usage():
 # --- 5: make predict reads a registered model ------------------------------------------------------
 
 def predict(*argv):
-    from analysis import predict as script
-    return script.main(list(argv))
+    return script_main("predict")(list(argv))
 
 
 @pytest.mark.slow
@@ -426,7 +424,7 @@ def test_a_burst_of_good_and_bad_requests_loses_no_good_answer(server):
 def test_make_serve_says_where_and_refuses_a_missing_alias_in_one_line(server, store):
     base, _, log_path = server
     assert f"serving models:/imdb-lstm@champion on {base}/invocations" in log_path.read_text()
-    done = subprocess.run([PYTHON, "analysis/serve.py", "--model", "models:/imdb-lstm@nope", "--port",
+    done = subprocess.run([PYTHON, "models/serve.py", "--model", "models:/imdb-lstm@nope", "--port",
                            str(free_port())], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "MLFLOW_TRACKING_URI": store.uri})
     assert done.returncode == 2

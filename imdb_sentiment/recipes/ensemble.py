@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .. import combine, data, serving, tracking
+from .. import combine, data, model_registry, serving, store, tracking
 from ..config import EnsembleConfig
 from ..errors import UserError
 from ..metrics import accuracy
@@ -24,7 +24,7 @@ from ..training import FitResult
 
 def members_of(config: EnsembleConfig) -> list[combine.Member]:
     if config.runs:
-        return [combine.member_of(combine.finished_run(run_id)) for run_id in config.runs.split(",")]
+        return [combine.member_of(store.finished_run(run_id, "--runs", "only finished runs can be combined")) for run_id in config.runs.split(",")]
     families = config.families.split(",") if config.families else None
     return combine.best_runs(families, config.experiment, config)
 
@@ -73,7 +73,7 @@ def train(config: EnsembleConfig, prepared: Prepared, splits: data.Splits, on_ep
 
     def log_model(threshold):
         tracking.log_text(stacker.to_json(members), "ensemble.json")
-        without = [m for m in members if not serving.has_review_model(m.run_id)]
+        without = [m for m in members if not model_registry.has_review_model(m.run_id)]
         if without:
             print("note: no model logged (the ensemble's weights are in ensemble.json): "
                   + ", ".join(f"{m.family} ({m.run_id[:8]})" for m in without) + " logged none", flush=True)

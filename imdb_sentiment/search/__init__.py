@@ -16,7 +16,7 @@ module per concern:
     mlflow_runs  the parent run, a child run per trial, the summary (best trial or Pareto front, plots)
     study        the objective and the loop (budget check and ask under the lock, one trial at a time)
 
-Budget, resume, heartbeats, workers: README.md, "Hyperparameter search".
+Budget, resume, heartbeats, workers: docs/search.md.
 Nothing here imports torch, Optuna or MLflow at import time: `--help` answers at once.
 """
 

@@ -10,7 +10,7 @@ import io
 import json
 import warnings
 
-from .. import tracking
+from .. import store, tracking
 from ..config import flatten
 from ..families import model_label
 from .budget import budget_of, trial_cost
@@ -45,7 +45,7 @@ def open_parent_run(study, setup, storage: str, attrs: dict) -> str:
 
 
 def child_run_id(trial_number: int, study_name: str, experiment: str | None) -> str | None:
-    found = tracking.find_run_ids({"study": study_name, "trial_number": trial_number}, experiment)
+    found = store.find_run_ids({"study": study_name, "trial_number": trial_number}, experiment)
     return found[0] if found else None
 
 
@@ -78,7 +78,7 @@ def end_child_run(trial, state: str, study_name: str, experiment: str | None) ->
 
 
 def final_metrics(run_id: str) -> dict:
-    return tracking.get_run(run_id).data.metrics
+    return store.get_run(run_id).data.metrics
 
 
 def stale_trial_handler(study_name: str, experiment: str | None, max_retries: int):

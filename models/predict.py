@@ -1,4 +1,4 @@
-"""python analysis/predict.py (--run-id ID | --model URI) --input FILE --out FILE.csv
+"""python models/predict.py (--run-id ID | --model URI) --input FILE --out FILE.csv
 
 Score new reviews with a logged model (`make predict RUN=ID INPUT=reviews.txt
 OUT=predictions.csv`, or `MODEL=models:/imdb-lstm@champion` instead of RUN).
@@ -12,22 +12,13 @@ overwritten.
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the `imdb_sentiment` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from imdb_sentiment.errors import UserError, run_main
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"analysis/predict.py: {message} (see --help)")
+from imdb_sentiment.errors import ArgumentParser, UserError, run_main
 
 
 def main(argv=None):
-    parser = _Parser(prog="analysis/predict.py", description=__doc__,
+    parser = ArgumentParser(prog="models/predict.py", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-id", default=None, help="MLflow run id of a finished training run")
     parser.add_argument("--model", default=None,

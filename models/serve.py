@@ -1,4 +1,4 @@
-"""python analysis/serve.py --model URI [--port 5050] [--workers 1]
+"""python models/serve.py --model URI [--port 5050] [--workers 1]
 
 Serves a logged review model over HTTP on 127.0.0.1 (`make serve
 MODEL=models:/imdb-lstm@champion [PORT=5050]`, or MODEL=runs:/<id>/model):
@@ -21,21 +21,12 @@ run, model, version or alias is a one-line error before the server starts.
 import argparse
 import os
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from analysis._mlflow_ui import HOST, check_port_free
 from imdb_sentiment import paths
-from imdb_sentiment.errors import UserError, run_main
+from imdb_sentiment.paths import HOST, check_port_free
+from imdb_sentiment.errors import ArgumentParser, UserError, run_main
 
 DEFAULT_PORT = 5050  # the UI takes 5000
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"analysis/serve.py: {message} (see --help)")
 
 
 def server_command(port: int, workers: int = 1) -> list[str]:
@@ -46,7 +37,7 @@ def server_command(port: int, workers: int = 1) -> list[str]:
 
 
 def main(argv=None):
-    parser = _Parser(prog="analysis/serve.py", description=__doc__,
+    parser = ArgumentParser(prog="models/serve.py", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="runs:/<id>/model, models:/<name>@<alias> or models:/<name>/<version>")
@@ -63,10 +54,10 @@ def main(argv=None):
 
     import mlflow
 
-    from imdb_sentiment import serving, tracking
+    from imdb_sentiment import model_registry, serving
 
     mlflow.set_tracking_uri(tracking_uri)
-    problem = tracking.model_uri_problem(args.model, serving.MODEL_TYPE)
+    problem = model_registry.model_uri_problem(args.model, serving.MODEL_TYPE)
     if problem:
         raise UserError(f"--model {args.model}: {problem}")
     print(f"serving {args.model} on http://{HOST}:{args.port}/invocations  (store: {tracking_uri}; "

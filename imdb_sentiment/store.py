@@ -1,8 +1,14 @@
-"""The one place the analysis scripts read (and write) MLflow.
+"""The one reader of the MLflow store: runs in the lab's terms, and the run that stands for a family.
 
-Everything else in analysis/ works on plain `Run` records, so tables and
-plots can be reasoned about (and tested) without knowing MLflow's API, and a
-change in that API is fixed here once.
+    store = RunStore(uri, experiment); runs = store.runs()
+    best_run(runs, family="lstm")      # the rule every consumer uses
+
+The tables, plots, `make register`, the ensemble's and distill's members and
+teacher all read runs through here, as plain `Run` records, so they can be
+reasoned about (and tested) without knowing MLflow's API, a change in that
+API is fixed here once, and "the best run of a family" means one thing
+everywhere (`select_run`). Writing runs is tracking.py; logged models and
+the Model Registry are model_registry.py.
 
 What a run means comes from the project's logging contract:
 - a model run carries the tag `family` (the row key of the tables);
@@ -14,8 +20,8 @@ What a run means comes from the project's logging contract:
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imdb_sentiment import paths, tracking
-from imdb_sentiment.errors import UserError
+from . import paths, tracking
+from .errors import UserError
 
 FINISHED = "FINISHED"
 _TRIAL_STATE_OF_STATUS = {"FINISHED": "FINISHED", "KILLED": "PRUNED", "FAILED": "FAIL"}
@@ -90,16 +96,62 @@ def latest(runs: list[Run]) -> Run:
     return max(runs, key=lambda r: (r.start_time, r.run_id))
 
 
-def select_run(runs: list[Run], select: str) -> Run | None:
-    """The run that stands for a family; ties go to the newer run."""
+def select_run(runs: list[Run], select: str = "best") -> Run | None:
+    """The run that stands for a family among `runs` (the rule, written once): full-data runs
+    rank above quick --limit runs (whose small validation set can score anything); then the
+    best validation accuracy ("best") or the newest start ("latest"); runs without a validation
+    accuracy rank last; ties go to the newer run."""
     if not runs:
         return None
     if select == "latest":
         return max(runs, key=lambda r: (r.full_data, r.start_time, r.run_id))
-    # Full-data runs rank above quick --limit runs (whose small validation set
-    # can score anything); runs without a validation accuracy rank last.
     return max(runs, key=lambda r: (r.full_data, "best_val_acc" in r.metrics,
                                     r.metrics.get("best_val_acc", 0.0), r.start_time, r.run_id))
+
+
+def best_runs(runs: list[Run], select: str = "best") -> dict[str, Run]:
+    """Family -> the finished model run that stands for it (select_run), families in first-run order."""
+    by_family: dict[str, list[Run]] = {}
+    for run in model_runs(runs):
+        by_family.setdefault(run.family, []).append(run)
+    return {family: select_run(members, select) for family, members in by_family.items()}
+
+
+def get_run(run_id: str, tracking_uri: str | None = None):
+    """The run (info, tags, params) from the store, or None when it has no such run."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri or paths.default_tracking_uri())
+    try:
+        return MlflowClient().get_run(run_id)
+    except MlflowException:
+        return None
+
+
+def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
+    """Ids of the runs of the experiment that carry all these tags, newest first."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment or paths.experiment_name())
+    if found is None:
+        return []
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = mlflow.search_runs(experiment_ids=[found.experiment_id], filter_string=query,
+                              order_by=["attributes.start_time DESC"], output_format="list")
+    return [run.info.run_id for run in runs]
+
+
+def finished_run(run_id: str, flag: str, why: str) -> Run:
+    """The finished run `run_id`, given as `flag`; else one line naming the flag, and `why` only a
+    finished run will do."""
+    found = get_run(run_id)
+    if found is None:
+        raise UserError(f"{flag} {run_id}: no such run in {paths.default_tracking_uri()}")
+    if found.info.status != FINISHED:
+        raise UserError(f"{flag} {run_id}: the run is {found.info.status}; {why}")
+    return to_run(found)
 
 
 class RunStore:
@@ -124,7 +176,7 @@ class RunStore:
             page = self.client.search_runs([self.experiment_id], max_results=_PAGE_SIZE,
                                            order_by=["attributes.start_time ASC"],
                                            page_token=token)
-            found.extend(_to_run(run) for run in page)
+            found.extend(to_run(run) for run in page)
             token = page.token
             if not token:
                 return found
@@ -142,7 +194,8 @@ class RunStore:
         return f"{ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
 
 
-def _to_run(mlflow_run) -> Run:
+def to_run(mlflow_run) -> Run:
+    """A Run record of an MLflow run object."""
     info, data = mlflow_run.info, mlflow_run.data
     return Run(run_id=info.run_id, experiment_id=info.experiment_id,
                name=info.run_name or "", status=info.status,

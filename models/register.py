@@ -1,10 +1,10 @@
-"""python analysis/register.py --family lstm [--name imdb-lstm] [--alias champion]
+"""python models/register.py --family lstm [--name imdb-lstm] [--alias champion]
 
 Registers the model of a family's best finished run in the MLflow Model
 Registry (`make register FAMILY=lstm [NAME=imdb-lstm]`) and points the alias
 `champion` at it, so that `make serve MODEL=models:/imdb-lstm@champion` and
 `make predict MODEL=...` follow the best run as it changes. The best run is
-the one the results tables pick (analysis/_runs.py select_run: full-data runs
+the one the results tables pick (imdb_sentiment/store.py select_run: full-data runs
 first, then the best validation accuracy), among the finished runs that
 logged a model; running it again registers nothing new when the best run is
 already a version, and only moves the alias when a better run has come.
@@ -13,22 +13,12 @@ Works on the SQLite store and on a tracking server ($MLFLOW_TRACKING_URI).
 
 import argparse
 import re
-import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from imdb_sentiment.errors import UserError, run_main
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"analysis/register.py: {message} (see --help)")
+from imdb_sentiment.errors import ArgumentParser, UserError, run_main
 
 
 def main(argv=None):
-    parser = _Parser(prog="analysis/register.py", description=__doc__,
+    parser = ArgumentParser(prog="models/register.py", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", required=True, help="the family tag of the runs (lstm, tfidf, bert-lora, ...)")
     parser.add_argument("--name", default=None, help="registered model name (default: imdb-<family>)")
@@ -41,8 +31,8 @@ def main(argv=None):
 
     import mlflow
 
-    from analysis._runs import RunStore, model_runs, select_run
-    from imdb_sentiment import paths, serving, tracking
+    from imdb_sentiment.store import RunStore, model_runs, select_run
+    from imdb_sentiment import model_registry, paths, serving
     from imdb_sentiment.families import resolve
 
     resolve(args.family)  # an unknown family: one line listing the known ones
@@ -55,7 +45,7 @@ def main(argv=None):
     if not finished:
         raise UserError(f"--family {args.family}: no finished run in experiment {store.experiment_name!r}; "
                         f"train one first (make train-{args.family})")
-    with_model = tracking.runs_with_model(store.experiment_id, serving.MODEL_TYPE)
+    with_model = model_registry.runs_with_model(store.experiment_id, serving.MODEL_TYPE)
     candidates = [run for run in finished if run.run_id in with_model]
     if not candidates:
         raise UserError(f"--family {args.family}: none of its {len(finished)} finished runs logged a model that "
@@ -65,7 +55,7 @@ def main(argv=None):
     print(f"best {args.family} run: {best.run_id} ({best.name}), best_val_acc "
           f"{best.metrics.get('best_val_acc', float('nan')):.4f}, test_acc {best.metrics.get('test_acc', float('nan')):.4f}",
           flush=True)
-    serving.register(best.run_id, name, args.alias)
+    model_registry.register(best.run_id, name, args.alias)
 
 
 if __name__ == "__main__":
