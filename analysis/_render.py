@@ -45,16 +45,37 @@ def study_markdown(rows: list[dict]) -> str:
     if not rows:
         return "No search studies in this experiment yet."
     header = ["Study", "Family", "Finished", "Pruned", "Failed", "Device-hours",
-              "Best value", "Best params", "Best trial's test acc", "Best run", "Note"]
+              "Best value", "Best params", "Best - reference (val, 95%)", "Verdict",
+              "Test acc of the trial chosen on validation", "Confirm: best / reference test acc",
+              "Confirm: best - reference (test, 95%)", "Best run", "Note"]
     cells = []
     for row in rows:
         link = f"[{row['best_run_id'][:8]}]({row['best_run_url']})" if row["best_run_id"] else ""
+        confirm = ""
+        if row.get("confirm_best_test_acc_mean") is not None:
+            confirm = " / ".join(mean_sd(row, f"confirm_{role}_test_acc") for role in ("best", "reference"))
+            confirm += f" ({len(str(row['confirm_seeds'] or '').split(','))} seeds)"
         cells.append([row["study"], row["family"] or "",
                       *("" if row[k] is None else str(row[k])
                         for k in ("trials_finished", "trials_pruned", "trials_failed")),
                       fmt.fixed(row["device_hours"], 2), fmt.fixed(row["best_value"]),
-                      row["best_params"] or "", fmt.fixed(row["best_test_acc"]), link, row["note"] or ""])
+                      row["best_params"] or "", interval(row, "best_minus_reference"), row.get("verdict") or "",
+                      fmt.fixed(row["best_test_acc"]), confirm,
+                      " ".join(filter(None, [interval(row, "confirm_difference"), row.get("confirm_verdict")])),
+                      link, row["note"] or ""])
     return fmt.markdown_table(header, cells)
+
+
+def interval(row: dict, name: str) -> str:
+    """`+0.0120 [-0.0040, +0.0280]` from a row's name, name_low and name_high ("" when absent)."""
+    if row.get(name) is None:
+        return ""
+    return f"{row[name]:+.4f} [{row[f'{name}_low']:+.4f}, {row[f'{name}_high']:+.4f}]"
+
+
+def mean_sd(row: dict, name: str) -> str:
+    sd = row.get(f"{name}_sd")
+    return fmt.fixed(row[f"{name}_mean"]) + (f" ± {sd:.4f}" if sd is not None else "")
 
 
 def benchmark_markdown(runs: list[Run]) -> str:
@@ -103,8 +124,13 @@ def results_markdown(tables: list[Table], experiment: str, select: str, benchmar
 
 def studies_section(rows: list[dict], experiment: str) -> str:
     return (f"{generated_by(experiment)}: one row per study, from its parent run. The best trial is chosen on "
-            "validation accuracy; its test accuracy is that trial's own run scored on the 25,000 test "
-            "reviews.\n\n" + study_markdown(rows) + "\n")
+            "validation accuracy. Best - reference: its validation accuracy minus the reference trial's, on the "
+            "same reviews, with a 95% paired-bootstrap interval; the verdict reads the interval (better, "
+            "indistinguishable, worse), and since the best was chosen on those reviews its lead is optimistic. "
+            "The test accuracy of the trial chosen on validation is a number the study did not optimise. "
+            "Confirm (--confirm K): both settings trained again with K new seeds, their test accuracy as "
+            "mean ± sd, and the paired difference over the test reviews of every seed.\n\n"
+            + study_markdown(rows) + "\n")
 
 
 def combined_section(rows: list[dict], speed: Run | None, experiment: str) -> str:

@@ -35,9 +35,16 @@ TWIN_PARAMS = ("limit", "seed", "epochs", "val_fraction", "lr", "max_length", "d
 # x precision x processes.
 PRECISION_COLUMNS = ["family", "model", "limit", "tokens", "device", "precision", "processes", "run_id",
                      "step_ms", "train_seconds", "test_acc"]
+# What a study's parent run logs about its answer (imdb_sentiment/search/mlflow_runs.py): metrics, tags.
+STUDY_EVIDENCE_METRICS = ["reference_value", "best_minus_reference", "best_minus_reference_low",
+                          "best_minus_reference_high",
+                          *(f"confirm_{role}_test_acc_{stat}" for role in ("best", "reference")
+                            for stat in ("mean", "sd")),
+                          "confirm_difference", "confirm_difference_low", "confirm_difference_high"]
+STUDY_EVIDENCE_TAGS = ["verdict", "confirm_verdict", "confirm_seeds"]
 STUDY_COLUMNS = ["study", "family", "trials_finished", "trials_pruned", "trials_failed",
                  "device_hours", "best_value", "best_params", "best_test_acc", "best_run_id", "best_run_url",
-                 "note"]
+                 "note", *STUDY_EVIDENCE_METRICS, *STUDY_EVIDENCE_TAGS]
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,9 @@ def study_rows(runs: list[Run], run_url) -> list[dict]:
                    best_test_acc=by_id[best_child].metrics.get("test_acc") if best_child in by_id else None,
                    best_run_id=best_child or None,
                    best_run_url=run_url(best_child) if best_child else None,
-                   note="" if parent.finished else f"study run {parent.status}")
+                   note="" if parent.finished else f"study run {parent.status}",
+                   **{name: parent.metrics.get(name) for name in STUDY_EVIDENCE_METRICS},
+                   **{name: parent.tags.get(name) for name in STUDY_EVIDENCE_TAGS})
         rows.append(row)
     return rows
 

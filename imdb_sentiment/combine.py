@@ -17,15 +17,13 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from . import paths, store, tracking
+from . import paths, store
 from .errors import UserError
 
 # The params that decide which reviews a run trained, validated and tested on.
 SPLIT_PARAMS = ("data_sha256", "seed", "val_fraction", "limit")
 SPLIT_HASH = "val_split_sha256"
-PREDICTION_FILES = {"val": "val_predictions.csv", "test": "predictions.csv"}
 # Families made of other runs: never members of an "all families" ensemble.
 COMBINED_FAMILIES = ("ensemble", "distill")
 
@@ -48,7 +46,8 @@ def best_runs(families: list[str] | None, experiment: str | None = None, config=
     ones); with `config`, only among the runs split as it splits (its seed, val_fraction and
     limit), so a quick --limit run never stands in for a full-data one."""
     runs = store.RunStore(paths.default_tracking_uri(), experiment or paths.experiment_name()).runs()
-    wanted = None if config is None else {key: str(getattr(config, key)) for key in SPLIT_PARAMS if key != "data_sha256"}
+    wanted = None if config is None else \
+        {key: str(getattr(config, key)) for key in SPLIT_PARAMS if key != "data_sha256"}
     eligible = [run for run in runs if "test_acc" in run.metrics and
                 (wanted is None or all(run.params.get(k, "None") == v for k, v in wanted.items()))]
     best = store.best_runs(eligible)
@@ -95,22 +94,16 @@ def check_same_split(members: list[Member], expected: dict, role: str = "member"
 
 def predictions(member: Member, split: str, ids) -> np.ndarray:
     """P(positive) the member logged for `ids` of a split ("val" or "test"), in that order."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    name = PREDICTION_FILES[split]
-    with tracking.scratch_dir() as scratch:
-        try:
-            path = mlflow.artifacts.download_artifacts(run_id=member.run_id, artifact_path=name, dst_path=scratch)
-        except (MlflowException, OSError):
-            raise UserError(f"member {member.run_id} ({member.family}) logged no {name}: it was trained "
-                            "before runs logged their validation predictions; train it again") from None
-        frame = pd.read_csv(path, dtype={"id": str})
+    try:
+        frame = store.logged_predictions(member.run_id, split)
+    except UserError as error:
+        raise UserError(str(error).replace(f"run {member.run_id}", f"member {member.run_id} ({member.family})", 1)) \
+            from None
     by_id = dict(zip(frame["id"], frame["prob_positive"]))
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise UserError(f"member {member.run_id} ({member.family}): {name} lacks {len(missing)} of the "
-                        f"{len(ids)} {split} reviews (e.g. {missing[0]})")
+        raise UserError(f"member {member.run_id} ({member.family}): {store.PREDICTION_FILES[split]} lacks "
+                        f"{len(missing)} of the {len(ids)} {split} reviews (e.g. {missing[0]})")
     return np.array([by_id[i] for i in ids], dtype=np.float64)
 
 

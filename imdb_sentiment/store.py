@@ -143,6 +143,26 @@ def find_run_ids(tags: dict, experiment: str | None = None) -> list[str]:
     return [run.info.run_id for run in runs]
 
 
+PREDICTION_FILES = {"val": "val_predictions.csv", "test": "predictions.csv"}
+
+
+def logged_predictions(run_id: str, split: str):
+    """The predictions a run logged for a split ("val" or "test"): a DataFrame of id (str), label
+    and prob_positive, in the split's order; a run that logged none is one line naming it."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    name = PREDICTION_FILES[split]
+    with tracking.scratch_dir() as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=scratch)
+        except (MlflowException, OSError):
+            raise UserError(f"run {run_id} logged no {name}: it was trained before runs logged their "
+                            "predictions; train it again") from None
+        return pd.read_csv(path, dtype={"id": str})
+
+
 def finished_run(run_id: str, flag: str, why: str) -> Run:
     """The finished run `run_id`, given as `flag`; else one line naming the flag, and `why` only a
     finished run will do."""

@@ -49,12 +49,19 @@ def store(tmp_path_factory):
                                                     best_val_acc=0.88))
     # A study: parent with totals, one good trial (family lstm!), one failed trial.
     # It was resumed and found a new best lr: the best.* tag wins over the param.
+    # Its answer: the best against the reference trial, and the confirm step (search/mlflow_runs.py).
     parent = log_run(client, exp, 7, tags={"study_parent": "true", "study": "lstm-search",
-                                           "family": "lstm", "best.lr": 0.002},
+                                           "family": "lstm", "best.lr": 0.002, "verdict": "indistinguishable",
+                                           "confirm_verdict": "better", "confirm_seeds": "43,44,45"},
                      params={"best.lr": 0.001, "best.dropout": 0.3},
                      metrics={"best_value": 0.912, "device_hours_spent": 1.234,
                               "n_trials_finished": 5, "n_trials_pruned": 3,
-                              "n_trials_failed": 1})
+                              "n_trials_failed": 1, "reference_value": 0.9, "best_minus_reference": 0.012,
+                              "best_minus_reference_low": -0.004, "best_minus_reference_high": 0.028,
+                              "confirm_best_test_acc_mean": 0.85, "confirm_best_test_acc_sd": 0.01,
+                              "confirm_reference_test_acc_mean": 0.84, "confirm_reference_test_acc_sd": 0.02,
+                              "confirm_difference": 0.01, "confirm_difference_low": 0.002,
+                              "confirm_difference_high": 0.018})
     trial = {"study": "lstm-search", "mlflow.parentRunId": parent, "family": "lstm",
              "model": "bilstm", "device": "cpu"}
     ids["best_trial"] = log_run(client, exp, 8, tags={**trial, "trial_number": 0},
@@ -132,15 +139,21 @@ def test_study_table(store, tmp_path):
     out = run_tables(store, tmp_path, "--ui-url", "http://localhost:9999/")
     uri, exp, ids = store
     url = f"http://localhost:9999/#/experiments/{exp}/runs/{ids['best_trial']}"
+    evidence = ("reference_value,best_minus_reference,best_minus_reference_low,best_minus_reference_high,"
+                "confirm_best_test_acc_mean,confirm_best_test_acc_sd,confirm_reference_test_acc_mean,"
+                "confirm_reference_test_acc_sd,confirm_difference,confirm_difference_low,confirm_difference_high,"
+                "verdict,confirm_verdict,confirm_seeds")
     assert (out / "studies.csv").read_text() == (
         "study,family,trials_finished,trials_pruned,trials_failed,device_hours,best_value,"
-        "best_params,best_test_acc,best_run_id,best_run_url,note\n"
-        "cnn-search,,0,1,2,0.5,,,,,,study run KILLED\n"
-        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.002",0.95,{ids["best_trial"]},{url},\n')
+        f"best_params,best_test_acc,best_run_id,best_run_url,note,{evidence}\n"
+        "cnn-search,,0,1,2,0.5,,,,,,study run KILLED" + "," * 14 + "\n"
+        f'lstm-search,lstm,5,3,1,1.234,0.912,"dropout=0.3, lr=0.002",0.95,{ids["best_trial"]},{url},,'
+        "0.9,0.012,-0.004,0.028,0.85,0.01,0.84,0.02,0.01,0.002,0.018,indistinguishable,better,\"43,44,45\"\n")
     md = section_of((out / "results.md").read_text(), "studies")
     assert table_rows(md)[1] == (
-        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.002 | 0.9500 "
-        f"| [{ids['best_trial'][:8]}]({url}) |  |")
+        f"| lstm-search | lstm | 5 | 3 | 1 | 1.23 | 0.9120 | dropout=0.3, lr=0.002 | +0.0120 [-0.0040, +0.0280] "
+        f"| indistinguishable | 0.9500 | 0.8500 ± 0.0100 / 0.8400 ± 0.0200 (3 seeds) "
+        f"| +0.0100 [+0.0020, +0.0180] better | [{ids['best_trial'][:8]}]({url}) |  |")
 
 
 def section_of(text: str, section: str) -> str:

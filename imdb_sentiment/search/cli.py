@@ -47,6 +47,9 @@ class SearchConfig:
     grace_seconds: int | None = option(None, "a trial without heartbeat for this long is marked failed and "
                                              "run again (default: 3 x --heartbeat-seconds)")
     max_retries: int = option(2, "times a trial whose worker died is run again")
+    confirm: int = option(3, "after the search, train the best and the reference setting again with this many "
+                             "new seeds each and compare their test accuracy (0: no confirm step); the budget "
+                             "keeps room for these runs")
 
     def __post_init__(self):
         require(math.isfinite(self.budget_gpu_hours) and self.budget_gpu_hours > 0, "budget_gpu_hours",
@@ -58,6 +61,7 @@ class SearchConfig:
         require(self.grace_seconds > self.heartbeat_seconds, "grace_seconds",
                 f"more than --heartbeat-seconds ({self.heartbeat_seconds})", self.grace_seconds)
         require(self.max_retries >= 0, "max_retries", "an integer >= 0", self.max_retries)
+        require(self.confirm >= 0, "confirm", "an integer >= 0 (0: no confirm step)", self.confirm)
         require(self.study_name is None or self.study_name.strip() != "", "study_name", "a non-empty name",
                 self.study_name)
         parse_objectives(self.objectives)
@@ -105,12 +109,21 @@ def _parser(fields, prog, description=None, defaults=None):
     return parser
 
 
-def cpu_study_defaults(family: Family, space: dict) -> dict:
+def cpu_study_defaults(family: Family, overrides: dict, space: dict, method: str | None = None) -> dict:
     """What a study without a GPU trains with unless its flags say otherwise (the recipe's
     cpu_study): the packaged checkpoint only for a family of its architecture, since a run's
-    tag names the family's architecture."""
-    return {k: v for k, v in family.recipe_of().cpu_study.items()
-            if k not in space and not (isinstance(v, PackagedCheckpoint) and v.architecture != family.architecture)}
+    tag names the family's architecture; a value given per method only for the trials' method
+    (`method`, else the family's with its `overrides`, as resolve returns them)."""
+    method = method or overrides.get("method") or family.defaults.get("method", "none")
+    found = {}
+    for key, value in family.recipe_of().cpu_study.items():
+        if isinstance(value, dict):
+            value = value.get(method)
+        if key in space or value is None or (isinstance(value, PackagedCheckpoint)
+                                             and value.architecture != family.architecture):
+            continue
+        found[key] = value
+    return found
 
 
 def cpu_family_of(preset, family_name: str, family_given: bool, model_given: bool) -> str:
@@ -169,7 +182,7 @@ def parse_search_args(preset_name: str | None, argv=None, prog: str | None = Non
     parser = _parser(fields, prog, description,
                      defaults={"progress": False, **family.defaults, **overrides, "family": family_name})
     parser.epilog = (f"Without a GPU the defaults are a CPU-sized study: {switch}"
-                     f"{_shown(cpu_study_defaults(resolve(cpu_family_name)[0], space))}.")
+                     f"{_shown(cpu_study_defaults(*resolve(cpu_family_name), space))}.")
     if wants_help:
         parser.parse_args(argv)  # prints the help and exits
     parser.set_defaults(**{name: _UNSET for name, *_ in fields})
@@ -185,7 +198,8 @@ def parse_search_args(preset_name: str | None, argv=None, prog: str | None = Non
         cpu_family_name = cpu_family_of(preset, family_name, given_family, "model" in given or "model" in space)
         switch = f"--family {cpu_family_name} " if cpu_family_name != family_name else ""
         family, overrides = resolve(cpu_family_name)
-        applied = {k: v for k, v in cpu_study_defaults(family, space).items() if k not in given}
+        method = given.get("method", overrides.get("method"))
+        applied = {k: v for k, v in cpu_study_defaults(family, overrides, space, method).items() if k not in given}
     values = {**{k: v.path() if isinstance(v, PackagedCheckpoint) else v for k, v in applied.items()}, **given}
     search_names = {f.name for f in dataclasses.fields(SearchConfig)}
     search = SearchConfig(**{k: v for k, v in values.items() if k in search_names - {"family"}},

@@ -12,6 +12,7 @@ import warnings
 
 from .. import store, tracking
 from ..config import flatten
+from ..errors import UserError
 from ..families import model_label
 from .budget import budget_of, trial_cost
 from .spaces import OBJECTIVES
@@ -104,8 +105,9 @@ def stale_trial_handler(study_name: str, experiment: str | None, max_retries: in
 # ---------------------------------------------------------------- the summary
 
 
-def summarise(study, setup, parent_run_id: str, status: str = "FINISHED") -> dict:
-    """Counts, device-hours and the best trial or the Pareto front: printed and logged to the parent."""
+def summarise(study, setup, parent_run_id: str, status: str = "FINISHED", confirmed: dict | None = None) -> dict:
+    """Counts, device-hours and the best trial (against the reference trial) or the Pareto front, and
+    what the confirm step found: printed and logged to the parent."""
     from optuna.trial import TrialState
 
     search, objectives = setup.search, setup.search.objective_names
@@ -121,12 +123,16 @@ def summarise(study, setup, parent_run_id: str, status: str = "FINISHED") -> dic
           f"device-hours", flush=True)
     with tracking.start_run(None, {}, run_id=parent_run_id, experiment=setup.config.experiment):
         tracking.set_tags({"budget_gpu_hours": search.budget_gpu_hours})
+        versus = None
         if len(objectives) == 1:
             _log_best(study, completed, objectives[0], metrics)
+            versus = _log_versus_reference(study, completed, metrics)
         elif completed:
             _log_pareto_front(study, objectives, metrics)
+        if confirmed:
+            _log_confirmed(confirmed, metrics)
         tracking.log_final(metrics)
-        _log_study_plots(study, objectives)
+        _log_study_plots(study, objectives, versus)
         tracking.log_dict({**metrics, "objectives": list(objectives),
                            "trials": [{"number": t.number, "state": t.state.name,
                                        "value": t.values[0] if t.values and len(objectives) == 1 else None,
@@ -158,6 +164,46 @@ def _log_best(study, completed, objective: str, metrics: dict) -> None:
           flush=True)
 
 
+def _log_versus_reference(study, completed, metrics: dict):
+    """The best trial minus the reference trial on the validation reviews both predicted, with its
+    interval and verdict (search/evidence.py): (reference value, comparison), or None."""
+    from .evidence import compare_runs
+
+    reference = next((t for t in completed if t.user_attrs.get("reference_trial")), None)
+    if reference is None:
+        return None
+    best = study.best_trial
+    try:
+        comparison = compare_runs(best.user_attrs["mlflow_run_id"], reference.user_attrs["mlflow_run_id"], "val")
+    except (UserError, ValueError) as error:  # e.g. a trial logged before runs logged their predictions
+        print(f"note: no comparison with the reference trial: {error}", flush=True)
+        return None
+    metrics.update(reference_value=reference.value, best_minus_reference=comparison.difference,
+                   best_minus_reference_low=comparison.low, best_minus_reference_high=comparison.high)
+    verdict = "the reference is the best trial" if best.number == reference.number else comparison.verdict
+    tracking.set_tags({"verdict": verdict, "reference_child_run_id": reference.user_attrs["mlflow_run_id"]})
+    print(f"versus the reference trial ({reference.number}): {comparison.describe()}"
+          + (" (the reference is the best trial)" if best.number == reference.number else "")
+          + "; the best was chosen on these reviews, so its lead is optimistic: --confirm answers on the test "
+            "reviews", flush=True)
+    return reference.value, comparison
+
+
+def _log_confirmed(confirmed: dict, metrics: dict) -> None:
+    """The confirm step's runs: each setting's test accuracy (mean, sd over seeds) and the paired difference."""
+    import numpy as np
+
+    for role, values in confirmed["test_acc"].items():
+        metrics[f"confirm_{role}_test_acc_mean"] = float(np.mean(values))
+        if len(values) > 1:
+            metrics[f"confirm_{role}_test_acc_sd"] = float(np.std(values, ddof=1))
+    comparison = confirmed["comparison"]
+    metrics.update(confirm_difference=comparison.difference, confirm_difference_low=comparison.low,
+                   confirm_difference_high=comparison.high, confirm_device_hours=confirmed["device_hours"])
+    verdict = "the reference is the best setting" if confirmed["same_setting"] else comparison.verdict
+    tracking.set_tags({"confirm_verdict": verdict, "confirm_seeds": ",".join(map(str, confirmed["seeds"]))})
+
+
 def _log_pareto_front(study, objectives, metrics: dict) -> None:
     """The trials no other beats on every objective: a tag, a JSON and a CSV table, printed."""
     front = sorted(study.best_trials, key=lambda t: t.number)
@@ -179,7 +225,8 @@ def _log_pareto_front(study, objectives, metrics: dict) -> None:
         print(f"  trial {t.number}: {values}; {t.params}", flush=True)
 
 
-def _log_study_plots(study, objectives) -> None:
+def _log_study_plots(study, objectives, versus=None) -> None:
+    """Optuna's plots; the history shows the reference trial's value and the verdict when there is one."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -203,6 +250,12 @@ def _log_study_plots(study, objectives) -> None:
                 print(f"note: no {name} ({str(error).splitlines()[0]})", flush=True)
                 continue
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+        if versus and name == "optimization_history.png":
+            reference_value, comparison = versus
+            axes.axhline(reference_value, color="grey", linestyle="--", label="reference trial")
+            axes.legend()
+            axes.set_title(f"best - reference {comparison.difference:+.4f} [{comparison.low:+.4f}, "
+                           f"{comparison.high:+.4f}]: {comparison.verdict}", fontsize=9)
         figure.tight_layout()
         tracking.log_figure(figure, f"plots/{name}")
         plt.close(figure)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from .. import tracking
 from ..config import flatten
 from ..errors import UserError
-from . import mlflow_runs
+from . import evidence, mlflow_runs
 from .budget import budget_of, stop_reason
 from .spaces import OBJECTIVES, describe
 from .storage import StudyLock, default_storage, first_line, open_storage, redact, storage_url
@@ -136,18 +136,88 @@ def check_study_matches(study, study_name: str, attrs: dict) -> None:
                         f"run it with the same training flags or use another --study-name")
 
 
+def outside_space(setup) -> list[str]:
+    """The reference's values the space cannot suggest (then there is no reference trial)."""
+    return [f"{name} {value}" for name, value in (setup.reference or {}).items()
+            if not setup.space[name].contains(value)]
+
+
 def enqueue_reference(study, setup) -> None:
     """A new preset study's first trial: the reference's setting, when the space holds it."""
     if not setup.reference:
         return
-    outside = [f"{name} {value}" for name, value in setup.reference.items()
-               if not setup.space[name].contains(value)]
+    outside = outside_space(setup)
     if outside:
         print(f"note: no reference trial: its {', '.join(outside)} is outside the space "
               f"{describe({n: setup.space[n] for n in setup.reference})}", flush=True)
         return
     study.enqueue_trial(setup.reference, user_attrs={"reference_trial": True})
     print(f"trial 0 trains the reference setting: {setup.reference}", flush=True)
+
+
+def reference_trial(study):
+    """The study's reference trial once it completed, else None."""
+    from optuna.trial import TrialState
+
+    return next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if t.user_attrs.get("reference_trial")), None)
+
+
+def confirm_runs_planned(setup) -> int:
+    """Runs the confirm step will train (the budget keeps room for them): K seeds x best and reference."""
+    single = setup.search.objective_names == ("val_acc",)
+    return 2 * setup.search.confirm if single and setup.reference and not outside_space(setup) else 0
+
+
+def confirm(study, setup, parent_run_id: str, device_count: int) -> dict | None:
+    """--confirm K: the best and the reference setting trained again with seeds seed+1..seed+K on the
+    study's data, under its parent run; their test accuracy as mean and sd, and the paired difference.
+    Each run is recorded in the study (user attribute confirm_runs), so a resumed study trains only
+    what is missing, and a worker that comes later finds them done."""
+    from .. import runs, store
+
+    search = setup.search
+    if not confirm_runs_planned(setup):
+        return None
+    reference = reference_trial(study)
+    if reference is None:
+        print("note: no confirm step: the reference trial did not complete", flush=True)
+        return None
+    best = study.best_trial
+    same = best.number == reference.number
+    # When the reference is the best, its runs stand for both.
+    roles = {"reference": reference.params} if same else {"best": best.params, "reference": reference.params}
+    seeds = [setup.config.seed + k for k in range(1, search.confirm + 1)]
+    done = dict(study.user_attrs.get("confirm_runs", {}))
+    spent = float(study.user_attrs.get("confirm_device_hours", 0.0))
+    print(f"confirm: the best setting {best.params} and the reference {reference.params}, seeds "
+          f"{', '.join(map(str, seeds))}", flush=True)
+    run_ids = {role: [] for role in roles}
+    for seed in seeds:
+        for role, values in roles.items():
+            key = f"{seed} {json.dumps(values, sort_keys=True)}"  # a resumed study's new best is new runs
+            if key not in done:
+                config = dataclasses.replace(setup.config, **values, seed=seed,
+                                             run_name=f"{setup.study_name}-confirm-{role}-seed-{seed}")
+                started = time.perf_counter()
+                outcome = runs.run_family(setup.family, config, parent_run_id=parent_run_id,
+                                          extra_tags={"confirm_of": setup.study_name, "confirm_role": role,
+                                                      "confirm_seed": seed})
+                spent += (time.perf_counter() - started) / 3600 * device_count
+                done[key] = outcome.run_id
+                study.set_user_attr("confirm_runs", done)
+                study.set_user_attr("confirm_device_hours", spent)
+            run_ids[role].append(done[key])
+    run_ids.setdefault("best", run_ids["reference"])
+    test_acc = {role: [store.get_run(run_id).data.metrics["test_acc"] for run_id in ids]
+                for role, ids in run_ids.items()}
+    pooled = evidence.compare_pooled(list(zip(run_ids["best"], run_ids["reference"])), "test", seed=setup.config.seed)
+    result = {"seeds": seeds, "test_acc": test_acc, "comparison": pooled, "device_hours": spent,
+              "same_setting": same}
+    for role in ("best", "reference"):
+        print(f"confirm {role}: test_acc {evidence.mean_sd(test_acc[role])} over {len(seeds)} seeds", flush=True)
+    print(f"confirm: {pooled.describe()} (test reviews x seeds)", flush=True)
+    return result
 
 
 @contextmanager
@@ -202,6 +272,12 @@ def run_study(setup) -> dict:
     lock = StudyLock(url, setup.study_name)
     study, parent_run_id = open_study(setup, url, lock)
     print(f"study {setup.study_name} in {redact(url)}; MLflow parent run {parent_run_id}", flush=True)
+    if search.objective_names == ("val_acc",):
+        print(evidence.sizing_note(setup.config), flush=True)
+    kept_runs = confirm_runs_planned(setup)
+    if kept_runs:
+        print(f"the budget keeps room for the confirm step: {kept_runs} runs the size of a trial "
+              f"(--confirm {search.confirm}; 0 for none)", flush=True)
 
     objective = make_objective(setup, parent_run_id)
     device_count = devices.device_count(devices.detect_device(setup.config.device))
@@ -216,7 +292,8 @@ def run_study(setup) -> dict:
                     optuna.storages.fail_stale_trials(study)
                 trials = study.get_trials(deepcopy=False)
                 budget = budget_of(trials)
-                reason = stop_reason(budget, search.n_trials, search.budget_gpu_hours)
+                reason = stop_reason(budget, search.n_trials, search.budget_gpu_hours, kept_runs,
+                                     float(study.user_attrs.get("confirm_device_hours", 0.0)))
                 if reason:
                     print(f"no further trial: {reason}", flush=True)
                     break
@@ -235,6 +312,8 @@ def run_study(setup) -> dict:
                                     f"{first_line(error)}; see the log above") from error
             finally:
                 lock.release()
+        with lock:  # one worker confirms; one that comes later finds the runs done
+            confirmed = confirm(study, setup, parent_run_id, device_count)
     except BaseException as error:
         try:  # what was spent is logged however the worker stops
             mlflow_runs.summarise(study, setup, parent_run_id,
@@ -242,4 +321,4 @@ def run_study(setup) -> dict:
         except Exception as summary_error:
             print(f"note: the study summary was not logged ({summary_error})", flush=True)
         raise
-    return mlflow_runs.summarise(study, setup, parent_run_id)
+    return mlflow_runs.summarise(study, setup, parent_run_id, confirmed=confirmed)
