@@ -82,7 +82,7 @@ def start_server(model_uri: str, tracking_uri: str, log_path: Path, timeout: flo
     """(process, base URL) of models/serve.py serving model_uri, once it answers /ping."""
     port = free_port()
     with open(log_path, "w") as log:  # its own session: the server's workers stop with it
-        server = subprocess.Popen([sys.executable, str(REPO / "analysis" / "serve.py"), "--model", model_uri,
+        server = subprocess.Popen([sys.executable, str(REPO / "models" / "serve.py"), "--model", model_uri,
                                    "--port", str(port), "--tracking-uri", tracking_uri],
                                   cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://{HOST}:{port}"
@@ -92,10 +92,12 @@ def start_server(model_uri: str, tracking_uri: str, log_path: Path, timeout: flo
             with urllib.request.urlopen(f"{base}/ping", timeout=2):
                 return server, base
         except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
+            exited = server.poll()
+            if exited is not None or time.monotonic() > deadline:
                 stop_server(server)
                 tail = log_path.read_text().strip().splitlines()[-1:] or ["no output"]
-                raise UserError(f"the server for {model_uri} did not start in {timeout:.0f}s: {tail[0]}")
+                how = f"exited with code {exited}" if exited is not None else f"did not start in {timeout:.0f}s"
+                raise UserError(f"the server for {model_uri} {how}: {tail[0]}")
             time.sleep(0.5)
 
 

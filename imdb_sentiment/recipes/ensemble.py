@@ -24,7 +24,8 @@ from ..training import FitResult
 
 def members_of(config: EnsembleConfig) -> list[combine.Member]:
     if config.runs:
-        return [combine.member_of(store.finished_run(run_id, "--runs", "only finished runs can be combined")) for run_id in config.runs.split(",")]
+        return [combine.member_of(store.finished_run(run_id, "--runs", "only finished runs can be combined"))
+                for run_id in config.runs.split(",")]
     families = config.families.split(",") if config.families else None
     return combine.best_runs(families, config.experiment, config)
 
