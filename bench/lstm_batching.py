@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from imdb_sentiment import data, device as devices, text, tracking
 from imdb_sentiment.batching import TokenIds, make_loader, pad_batch
 from imdb_sentiment.config import EmbeddingConfig, option, parse_config, require
-from imdb_sentiment.errors import run_main
+from imdb_sentiment.errors import UserError, run_main
 from imdb_sentiment.models import build_model, forward_batch, make_embedding
 from imdb_sentiment.training import FitSettings, fit
 
@@ -64,16 +64,18 @@ def time_epoch(config, vocab_size, loader, val_loader, forward) -> float:
 
 
 def best_full_data_lstm_accuracy() -> str:
-    import mlflow
+    """The test accuracy of the LSTM run that stands for the family (store.select_run), if a full-data one."""
+    from imdb_sentiment import paths, store
 
-    tracking.configure()
-    runs = mlflow.search_runs(filter_string="tags.family = 'lstm' and attributes.status = 'FINISHED'",
-                              order_by=["metrics.best_val_acc DESC"])
-    full = runs[runs["params.limit"].isin(["None", None])] if len(runs) else runs
-    if len(full) == 0:
+    try:
+        runs = store.RunStore(paths.default_tracking_uri(), paths.experiment_name()).runs()
+    except UserError:  # no experiment yet
+        runs = []
+    best = store.best_runs(runs).get("lstm")
+    if best is None or not best.full_data:
         return "no finished full-data LSTM run in the MLflow store yet (make train-lstm)"
-    row = full.iloc[0]
-    return f"{row['metrics.test_acc']:.4f} (run {row['run_id']}, test AUC {row['metrics.test_auc']:.4f})"
+    return (f"{best.metrics['test_acc']:.4f} (run {best.run_id}, test AUC "
+            f"{best.metrics.get('test_auc', float('nan')):.4f})")
 
 
 def main(argv=None):

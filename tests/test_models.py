@@ -192,3 +192,22 @@ def test_config_rejects_heads_that_do_not_divide_the_width():
         tiny_config("transformer", hidden_size=10, num_heads=4)
     with pytest.raises(UserError, match="--filter-sizes"):
         tiny_config("cnn", filter_sizes="3,x")
+
+
+def test_the_lstm_batching_benchmark_times_both_sides_and_names_the_run_that_stands_for_lstm(
+        tiny_data_dir, mlflow_store, capsys):
+    """make bench-lstm on tiny settings: both epochs timed and logged as one benchmark run; the
+    LSTM line comes from the store reader (no full-data run here, so it says so)."""
+    from mlflow.tracking import MlflowClient
+
+    from tests.support import script_main
+
+    script_main("lstm_batching")(["--data-dir", str(tiny_data_dir), "--reviews", "40", "--hidden-size", "8",
+                                  "--embedding-dim", "16", "--embeddings", "random", "--batch-size", "8",
+                                  "--no-progress"])
+    out = capsys.readouterr().out
+    assert "speed-up: " in out
+    assert "full-data LSTM test accuracy: no finished full-data LSTM run in the MLflow store yet" in out
+    client = MlflowClient(mlflow_store)
+    [run] = client.search_runs([client.get_experiment_by_name("test").experiment_id], "tags.benchmark = 'lstm_batching'")
+    assert {"ours_seconds", "reference_seconds", "speedup"} <= set(run.data.metrics)
