@@ -24,9 +24,13 @@ def server_command(tracking_uri: str, port: int) -> list[str]:
 
 def training_runs_url(base: str, tracking_uri: str, experiment: str) -> str:
     """Where the UI shows the experiment's table of training runs, in the Model training view; the
-    view's home page when the store has no such experiment yet."""
+    view's home page when the store has no such experiment yet. Only a SQLite store that exists is
+    read here: a server that is down or a file not there yet is the UI's to report, not this link's."""
     from imdb_sentiment import tracking
 
+    database = paths.sqlite_file(tracking_uri)
+    if database is None or not database.is_file():
+        return f"{base}/#/?{MODEL_TRAINING_VIEW}"
     found = tracking.open_store(tracking_uri).get_experiment_by_name(experiment)
     where = f"experiments/{found.experiment_id}/runs" if found is not None else ""
     return f"{base}/#/{where}?{MODEL_TRAINING_VIEW}"

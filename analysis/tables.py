@@ -34,6 +34,7 @@ from analysis._rows import (COMBINED_COLUMNS, METHOD_COLUMNS, MODEL_COLUMNS, PAR
                             parallel_rows, precision_rows, study_rows)
 from imdb_sentiment.store import Run, RunStore, add_store_arguments, open_store
 from imdb_sentiment.errors import ArgumentParser, UserError, run_main
+from imdb_sentiment.paths import REPO_ROOT
 
 # The generated sections, each between <!-- name:start --> and <!-- name:end --> wherever it appears:
 # the headline (README), the model tables with benchmarks, the studies, an ensemble beside its members
@@ -119,6 +120,9 @@ def read_pages(paths: list[Path]) -> dict[Path, str]:
     return pages
 
 
+PUBLISHED_DIR = REPO_ROOT / "analysis"  # the lab's published CSV files
+
+
 def cited_run_ids(out_dir: Path, sections: list[str]) -> set[str]:
     """The run ids that the CSV files of `sections` in out_dir cite (columns run_id, best_run_id)."""
     cited = set()
@@ -163,7 +167,7 @@ def _last(history: list[tuple[int, float]]) -> float | None:
 
 def main(argv=None):
     parser = ArgumentParser(prog="analysis/tables.py", description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent,
                         help="where results.md and the CSV files go (default: analysis/)")
@@ -186,7 +190,12 @@ def main(argv=None):
 
     store = open_store(args)
     runs = store.runs()  # one read of the store for every table
-    cited = cited_run_ids(args.out_dir, sections)
+    # What the published tables cite: those in --out-dir, and, when the lab's own pages (README, docs/)
+    # are rewritten, those of analysis/: another --out-dir cannot rewrite them from a store without
+    # the lab's runs.
+    lab_pages = [path for path in pages if path.resolve().parent in (REPO_ROOT, REPO_ROOT / "docs")]
+    published = {args.out_dir} | ({PUBLISHED_DIR} if lab_pages else set())
+    cited = set().union(*(cited_run_ids(folder, sections) for folder in published))
     held = cited & {run.run_id for run in runs}
     publish = args.publish or held == cited
     out_dir = args.out_dir if publish else args.out_dir / LOCAL_DIR

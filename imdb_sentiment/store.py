@@ -59,7 +59,8 @@ class Run:
 
     @property
     def is_trial(self) -> bool:
-        return "study" in self.tags and not self.is_study_parent
+        """A study's trial, or a run of its confirm step: part of the study, not a model row."""
+        return ("study" in self.tags or "confirm_of" in self.tags) and not self.is_study_parent
 
     @property
     def trial_state(self) -> str:

@@ -72,3 +72,19 @@ def test_the_sizing_note_counts_the_split_the_trials_validate_on(tiny_data_dir):
 def test_mean_and_sd():
     assert evidence.mean_sd([0.9, 0.92, 0.91]) == "0.9100 ± 0.0100"
     assert evidence.mean_sd([0.9]) == "0.9000"
+
+
+def test_seeds_that_agree_on_each_review_add_no_reviews():
+    """Three seeds scoring the same reviews the same way carry the information of one: the pooled
+    interval resamples reviews, so it is as wide as one seed's, not sqrt(3) narrower."""
+    rng = np.random.default_rng(3)
+    a, b = rng.random(2000) < 0.85, rng.random(2000) < 0.83
+    one = evidence.compare(a, b, seed=0)
+    by_review = {str(i): [int(x) - int(y)] * 3 for i, (x, y) in enumerate(zip(a, b))}
+    pooled = evidence.compare_clustered(by_review, seed=0)
+    assert pooled.difference == pytest.approx(one.difference)
+    assert (pooled.high - pooled.low) == pytest.approx(one.high - one.low, rel=0.05)
+    # seeds on other reviews (a --limit study: each seed its own slice) are more evidence
+    apart = {f"{seed}-{i}": [int(x) - int(y)] for seed in range(3) for i, (x, y) in enumerate(zip(a, b))}
+    assert (evidence.compare_clustered(apart).high - evidence.compare_clustered(apart).low) < \
+        0.7 * (one.high - one.low)

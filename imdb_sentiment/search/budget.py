@@ -57,11 +57,12 @@ def budget_of(trials) -> Budget:
 
 def stop_reason(budget: Budget, n_trials: int, budget_gpu_hours: float, kept_runs: int = 0,
                 kept_spent: float = 0.0) -> str | None:
-    """Why no further trial may start, or None. `kept_runs` runs the size of a trial stay in the budget
-    for what comes after the search (the confirm step), less `kept_spent` already spent on them."""
+    """Why no further trial may start, or None. What comes after the search (the confirm step) keeps
+    `kept_runs` runs the size of a trial in the budget, or what it has spent (`kept_spent`) if more."""
     if budget.counted >= n_trials:
         return f"--n-trials {n_trials} reached"
-    kept = max(0.0, kept_runs * budget.estimate - kept_spent)
+    # Confirm runs already trained count in full; room for the rest stays at K x the estimate.
+    kept = max(kept_runs * budget.estimate, kept_spent)
     if budget.spent + budget.reserved + budget.estimate + kept > budget_gpu_hours:
         after = f", {kept:.4f} kept for {kept_runs} confirm runs" if kept_runs else ""
         return (f"budget: {budget.summary()}{after}, a trial is estimated at {budget.estimate:.4f}, "

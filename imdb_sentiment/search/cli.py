@@ -117,8 +117,8 @@ def cpu_study_defaults(family: Family, overrides: dict, space: dict, method: str
     method = method or overrides.get("method") or family.defaults.get("method", "none")
     found = {}
     for key, value in family.recipe_of().cpu_study.items():
-        if isinstance(value, dict):
-            value = value.get(method)
+        if isinstance(value, dict):  # per method; when the method is searched, each trial's own default
+            value = None if "method" in space else value.get(method)
         if key in space or value is None or (isinstance(value, PackagedCheckpoint)
                                              and value.architecture != family.architecture):
             continue

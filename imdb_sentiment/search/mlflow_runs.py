@@ -126,7 +126,8 @@ def summarise(study, setup, parent_run_id: str, status: str = "FINISHED", confir
         versus = None
         if len(objectives) == 1:
             _log_best(study, completed, objectives[0], metrics)
-            versus = _log_versus_reference(study, completed, metrics)
+            if objectives == ("val_acc",):  # the comparison is of accuracies
+                versus = _log_versus_reference(study, completed, metrics)
         elif completed:
             _log_pareto_front(study, objectives, metrics)
         if confirmed:

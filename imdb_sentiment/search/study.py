@@ -173,11 +173,26 @@ def confirm(study, setup, parent_run_id: str, device_count: int) -> dict | None:
     """--confirm K: the best and the reference setting trained again with seeds seed+1..seed+K on the
     study's data, under its parent run; their test accuracy as mean and sd, and the paired difference.
     Each run is recorded in the study (user attribute confirm_runs), so a resumed study trains only
-    what is missing, and a worker that comes later finds them done."""
+    what is missing, and a worker that comes later finds them done. Called under the study's lock;
+    while another worker's trial runs, the best may still change: the last worker confirms."""
+    import optuna
+    from optuna.trial import TrialState
+
     from .. import runs, store
 
     search = setup.search
     if not confirm_runs_planned(setup):
+        if search.confirm and setup.search.objective_names != ("val_acc",):
+            print(f"note: no confirm step: it compares validation-accuracy winners, and this study optimises "
+                  f"{search.objectives}", flush=True)
+        elif search.confirm:
+            print("note: no confirm step: the study has no reference trial to compare with", flush=True)
+        return None
+    with _quiet_experimental():
+        optuna.storages.fail_stale_trials(study)
+    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        print("note: another worker's trial is still running, so the best may change: the last worker to "
+              "finish confirms", flush=True)
         return None
     reference = reference_trial(study)
     if reference is None:
@@ -216,7 +231,7 @@ def confirm(study, setup, parent_run_id: str, device_count: int) -> dict | None:
               "same_setting": same}
     for role in ("best", "reference"):
         print(f"confirm {role}: test_acc {evidence.mean_sd(test_acc[role])} over {len(seeds)} seeds", flush=True)
-    print(f"confirm: {pooled.describe()} (test reviews x seeds)", flush=True)
+    print(f"confirm: {pooled.describe()}" + (" (the reference is the best setting)" if same else ""), flush=True)
     return result
 
 
