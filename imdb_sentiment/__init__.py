@@ -10,6 +10,7 @@ One module per concern:
     fetch         `make data`: download or import the data into data/
     text          cleaning, tokens, vocabulary, encoding, on-disk cache
     embeddings    word2vec training and word-vector files
+    paragraph_vectors  PV-DBOW document vectors: a review's words, inference the same in any process
     batching      length-bucketed batches with masks
     models        the embedding-family model builders (MODELS registry)
     linear        the TF-IDF n-gram, naive-Bayes and logistic-regression pipeline
@@ -17,7 +18,7 @@ One module per concern:
     device        device, precision (CPU bf16 detection), processes and seeds
     training      the shared training loop: fit, predict, checkpoints
     runs          the run skeleton every family trains through (run_family)
-    recipes/      what each kind of family does inside a run (word vectors, encoder, tfidf, ...)
+    recipes/      what each kind of family does inside a run (word vectors, encoder, tfidf, doc2vec, ...)
     encoders/     pretrained encoders: architectures, PEFT methods, loading, tokens
     metrics       accuracy, AUC, Kaggle submission
     reporting     a run's test report, figures and prediction files

@@ -52,7 +52,9 @@ def best_runs(families: list[str] | None, experiment: str | None = None, config=
                 (wanted is None or all(run.params.get(k, "None") == v for k, v in wanted.items()))]
     best = store.best_runs(eligible)
     if families is None:
-        chosen = [name for name in best if name not in COMBINED_FAMILIES]
+        # A transductive run trained on the test reviews' text: never a default member.
+        chosen = [name for name in best if name not in COMBINED_FAMILIES
+                  and best[name].tags.get("transductive") != "true"]
     else:
         missing = [name for name in families if name not in best]
         if missing:

@@ -610,3 +610,40 @@ class DistillConfig(TfidfConfig):
         require(0.0 <= self.alpha <= 1.0, "alpha", "a number in [0, 1]", self.alpha)
         require(self.teacher is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.teacher)), "teacher",
                 "an MLflow run id (32 hex digits)", self.teacher)
+
+
+@dataclasses.dataclass
+class Doc2VecConfig(RunConfig):
+    """Settings of the doc2vec family: PV-DBOW document vectors (gensim Doc2Vec) and a logistic
+    regression on them (recipes/doc2vec.py)."""
+    vector_size: int = option(100, "size of a document vector")
+    epochs: int = option(20, "passes of Doc2Vec training over the documents")
+    dbow_words: bool = option(True, "train word vectors skip-gram style alongside the document vectors "
+                                    "(slower; usually better document vectors)")
+    window: int = option(10, "skip-gram context window of the word co-training", applies={"dbow_words": (True,)})
+    ngrams: int = option(1, "1: a review's words are its tokens; 2: its adjacent word pairs too (`good_film`)",
+                         choices=(1, 2))
+    min_count: int = option(2, "tokens seen fewer times in the training documents are dropped")
+    negative: int = option(5, "negative samples per predicted token")
+    sample: float = option(1e-4, "down-sampling threshold of frequent tokens (0: none)")
+    infer_epochs: int = option(20, "passes of inference over a review whose vector is inferred (every split's)")
+    C: float = option(1.0, "inverse regularisation strength of the logistic regression")
+    unlabeled: bool = option(True, "also train the vectors on the 50,000 unlabelled reviews (at most 2N with "
+                                   "--limit N)")
+    transductive: bool = option(False, "also train the vectors on the test reviews' text (never their labels), as "
+                                       "Le & Mikolov (2014) did: such a run is tagged doc2vec-transductive and "
+                                       "reported in its own row")
+    workers: int = option(0, "gensim training threads (0: every core); only 1 gives the same vectors on every run "
+                             "of a seed (threads race)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.vector_size >= 2, "vector_size", "an integer >= 2", self.vector_size)
+        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        require(self.window >= 1, "window", "an integer >= 1", self.window)
+        require(self.min_count >= 1, "min_count", "an integer >= 1", self.min_count)
+        require(self.negative >= 1, "negative", "an integer >= 1", self.negative)
+        require(0.0 <= self.sample < 1.0, "sample", "a number in [0, 1)", self.sample)
+        require(self.infer_epochs >= 1, "infer_epochs", "an integer >= 1", self.infer_epochs)
+        require(self.C > 0, "C", "a positive number", self.C)
+        require(self.workers >= 0, "workers", "an integer >= 0 (0: every core)", self.workers)

@@ -88,6 +88,7 @@ RECIPES = {
                       {"budget_gpu_hours": 0.5, "n_trials": 8}),
     "tfidf": Recipe("tfidf", "imdb_sentiment.config:TfidfConfig", "imdb_sentiment.recipes.tfidf",
                     {"budget_gpu_hours": 0.5, "n_trials": 8}),
+    "doc2vec": Recipe("doc2vec", "imdb_sentiment.config:Doc2VecConfig", "imdb_sentiment.recipes.doc2vec"),
 }
 
 
@@ -144,6 +145,8 @@ FAMILIES = {family.name: family for family in [
                epochs=2, num_layers=2, hidden_size=128, num_heads=4, feedforward_dim=256, lr=5e-4, warmup_ratio=0.1,
                weight_decay=0.01, dropout=0.1, embedding_dropout=0.1),
     Family("tfidf", "tfidf", "word_vectors", "TF-IDF 1-3-grams, naive-Bayes weights, logistic regression"),
+    Family("doc2vec", "doc2vec", "word_vectors",
+           "PV-DBOW document vectors (gensim Doc2Vec) and logistic regression; test vectors inferred"),
     _encoder("bert", "encoders", "BERT full fine-tuning (bert-base-uncased; --model any encoder)", "bert",
              model="bert-base-uncased"),
     _encoder("distilbert", "encoders", "DistilBERT full fine-tuning (distilbert-base-uncased)", "distilbert",
@@ -192,9 +195,13 @@ def family_tag(family: Family, config) -> str:
     what was trained: unsloth-<architecture>, else the regulariser (rdrop, scl)
     or the architecture, then -<method> for a PEFT method. So a LoRA run never
     competes with full fine-tuning for one row, whichever script started it.
+    A run that trained on the test reviews' text (doc2vec --transductive) is
+    <family>-transductive: never in the row of, nor compared as, an inductive one.
     """
     if family.recipe == "embedding":
         return config.model
+    if getattr(config, "transductive", False):
+        return f"{family.name}-transductive"
     if family.recipe != "encoder":
         return family.name
     if config.backend == "unsloth":

@@ -14,6 +14,8 @@ and settings.json names the kind and what rebuilding it needs:
 - encoder: a save_pretrained folder (weights, or a PEFT adapter over the
   base checkpoint named in the settings) with its tokenizer;
 - tfidf: the pipeline's parameters as JSON, its fitted arrays as safetensors;
+- doc2vec: the arrays PV-DBOW inference needs as safetensors, its vocabulary as
+  JSON, the logistic regression's weights;
 - ensemble: each member's logged model folder, and the stacker's weights.
 """
 
@@ -232,6 +234,39 @@ def _load_tfidf(artifacts: dict, settings: dict):
     return lambda reviews: pipeline.predict_proba(reviews)[:, 1]
 
 
+# --- doc2vec: PV-DBOW inference arrays and a logistic regression ------------------------------
+
+def log_doc2vec_model(state, coef, intercept, threshold: float = 0.5, settings: dict | None = None):
+    """Log a doc2vec-family model: what inferring a review's vector needs (recipes/doc2vec.py's
+    Doc2VecState: output weights, sampling tables, as safetensors; the vocabulary as JSON; the
+    inference settings with the seed) and the logistic regression's weights. Not gensim's own
+    save, which pickles the model object.
+
+    settings: extra entries kept in settings.json."""
+    from safetensors.numpy import save_file
+
+    arrays = {**state.arrays(), "coef": np.asarray(coef, dtype=np.float64),
+              "intercept": np.asarray(intercept, dtype=np.float64)}
+    with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
+        scratch = Path(scratch)
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(scratch / "doc2vec.safetensors"))
+        (scratch / "words.json").write_text(json.dumps(state.words))
+        return _log("doc2vec", {**(settings or {}), "doc2vec": state.settings}, threshold, scratch,
+                    {"arrays": "doc2vec.safetensors", "words": "words.json"})
+
+
+def _load_doc2vec(artifacts: dict, settings: dict):
+    from safetensors.numpy import load_file
+
+    from .paragraph_vectors import Doc2VecState, probabilities
+
+    arrays = load_file(artifacts["arrays"])
+    words = json.loads(Path(artifacts["words"]).read_text())
+    state = Doc2VecState(words, *(arrays[name] for name in Doc2VecState.ARRAYS), settings["doc2vec"])
+    infer = state.inferrer()  # the run's inference: the same seed, epochs and tokens
+    return lambda reviews: probabilities(infer(reviews), arrays["coef"], arrays["intercept"])
+
+
 # --- ensemble: its members' model folders and the stacker -------------------------------------
 
 def log_ensemble_model(members: list[tuple[str, str]], coef, intercept: float, threshold: float = 0.5):
@@ -289,6 +324,8 @@ KINDS = {
                                     "pandas", "scikit-learn", "scipy", "tqdm"]),
     # tqdm: MLflow draws its download bars with it when it is installed
     "tfidf": Kind(_load_tfidf, ["scikit-learn", "scipy", "safetensors", "numpy", "pandas", "tqdm"]),
+    # gensim imports scipy at load; tqdm draws the inference bar (off when served)
+    "doc2vec": Kind(_load_doc2vec, ["gensim", "scipy", "safetensors", "numpy", "pandas", "tqdm"]),
     # its members' kinds add theirs (log_ensemble_model)
     "ensemble": Kind(_load_ensemble, ["numpy", "pandas", "tqdm"]),
 }

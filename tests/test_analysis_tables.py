@@ -95,7 +95,8 @@ def test_word_vector_table_best_run_per_family(store, tmp_path):
         "attention-lstm,,,,,,,,,,,0.807,,no finished run\n"
         "capsule-lstm,,,,,,,,,,,0.843,,no finished run\n"
         "transformer,,,,,,,,,,,0.554,,no finished run\n"
-        "tfidf,,,,,,,,,,,,,no finished run; no reference number\n")
+        "tfidf,,,,,,,,,,,,,no finished run; no reference number\n"
+        "doc2vec,,,,,,,,,,,,,no finished run; no reference number\n")
 
 
 def test_latest_selection_skips_failed_runs(store, tmp_path):
@@ -277,6 +278,26 @@ def test_a_store_with_every_published_run_rewrites_the_published_tables(store, t
     results = (published / "results.md").read_text()
     assert results.startswith("# Results\n<!-- results:start -->\n") and "| lstm | `bilstm` | 0.8812 |" in results
     assert "lstm-search,lstm,5,3,1,1.234,0.912," in (published / "studies.csv").read_text()
+
+
+def test_another_out_dir_cannot_rewrite_the_labs_own_pages(store, tmp_path, capsys, monkeypatch):
+    """--out-dir elsewhere holds no CSV file to cite: the lab's README is still guarded by the runs
+    the lab's own analysis/ files cite."""
+    ids = store[2]
+    (tmp_path / "lab").mkdir()
+    lab, readme, before = publish_case(tmp_path / "lab", {"results_word_vectors.csv": ["0" * 32]})
+    monkeypatch.setattr(tables, "REPO_ROOT", readme.parent)
+    monkeypatch.setattr(tables, "PUBLISHED_DIR", lab)
+    run_tables(store, tmp_path / "elsewhere", "--pages", str(readme))
+    assert "this store holds 0 of the 1 runs the published tables cite" in capsys.readouterr().out
+    assert readme.read_text() == before[readme]
+    assert (tmp_path / "elsewhere" / "local" / "results.md").is_file()
+    # a page that is not the lab's is the user's own: written from any store
+    own = tmp_path / "mine" / "NOTES.md"
+    own.parent.mkdir()
+    own.write_text("<!-- headline:start -->\n<!-- headline:end -->\n")
+    run_tables(store, tmp_path / "mine", "--pages", str(own))
+    assert f"| lstm | `bilstm` | 0.8812 | 0.878 | {ids['lstm_best'][:8]} |" in own.read_text()
 
 
 def test_only_the_runs_of_the_sections_rewritten_must_be_in_the_store(store, tmp_path, capsys):

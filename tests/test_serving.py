@@ -1,6 +1,6 @@
 """Every kind of model logged as an mlflow.pyfunc (serving.log_*_model), built tiny here:
 an embedding network, a BERT classifier fine-tuned in full and with a LoRA adapter, the
-TF-IDF pipeline. Each is loaded back in a fresh Python process started elsewhere, without
+TF-IDF pipeline, PV-DBOW vectors with a logistic regression. Each is loaded back in a fresh Python process started elsewhere, without
 this repo importable, and must give the in-memory model's probabilities; bad input gets a
 clear error; nothing is pickled; the logged requirements cover what loading imports."""
 
@@ -26,8 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 LONG = " ".join(POSITIVE + NEGATIVE) * 4  # past every max_length below: truncation is exercised
 REVIEWS = POSITIVE + NEGATIVE + [LONG, "", "Zyzzyva quux: words no vocabulary holds."]
-# Loaded in this order in one fresh process, so each step's new imports can be told apart.
-KINDS = ["tfidf", "embedding", "encoder", "encoder-lora"]
+# Each chain is loaded in this order in one fresh process, so each step's new imports can be told
+# apart; doc2vec needs neither torch nor scikit-learn, tfidf no gensim: their own processes.
+CHAINS = [["tfidf", "embedding", "encoder", "encoder-lora"], ["doc2vec"]]
+KINDS = [kind for chain in CHAINS for kind in chain]
 
 
 # --- the tiny models, each with its in-memory probabilities ---------------------------------
@@ -60,6 +62,38 @@ def embedding_model():
             ids = torch.tensor(ids if len(ids) else [text.PAD_ID], dtype=torch.long)[None]
             probs.append(torch.softmax(model(ids, torch.tensor([ids.shape[1]])), -1)[0, 1].item())
     return np.array(probs), lambda threshold: serving.log_embedding_model(model, config, vocab, threshold)
+
+
+def doc2vec_model():
+    from gensim.models.doc2vec import Doc2Vec, TaggedDocument
+
+    from imdb_sentiment.paragraph_vectors import Doc2VecState, document_words
+
+    documents = [TaggedDocument(document_words(r, 1), [str(i)]) for i, r in enumerate((POSITIVE + NEGATIVE) * 5)]
+    model = Doc2Vec(documents, dm=0, dbow_words=1, vector_size=8, window=3, min_count=1, negative=3, sample=0,
+                    epochs=5, seed=0, workers=1)
+    state = Doc2VecState.from_model(model, {"vector_size": 8, "negative": 3, "sample": 0, "ngrams": 1,
+                                            "infer_epochs": 5, "seed": 0})
+    coef, intercept = np.random.default_rng(0).normal(0.0, 40.0, size=(1, 8)), np.array([0.1])
+    # Each review alone, through gensim's trained model (from the same start vector), then the
+    # logistic regression in sklearn's own terms: an independent path from the pyfunc's.
+    vectors = np.stack([gensim_infer(model, document_words(r, 1)) for r in REVIEWS])
+    probs = 1.0 / (1.0 + np.exp(-(vectors.astype(np.float64) @ coef[0] + intercept[0])))
+    return probs, lambda threshold: serving.log_doc2vec_model(state, coef, intercept, threshold, {"family": "doc2vec"})
+
+
+def gensim_infer(model, words):
+    """gensim's own infer_vector, started where the recipe starts (gensim's own start hashes the
+    words with hash(), which changes per process)."""
+    import gensim.models.doc2vec
+
+    from imdb_sentiment.paragraph_vectors import start_vector
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gensim.models.doc2vec, "pseudorandom_weak_vector",
+                      lambda size, seed_string: start_vector(words, size, 0))
+        model.random.seed(0)
+        return model.infer_vector(words, epochs=5)
 
 
 def tiny_tokenizer(folder: Path):
@@ -136,7 +170,7 @@ def logged(tmp_path_factory):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     builders = {"tfidf": tfidf_model, "embedding": embedding_model,
                 "encoder": lambda: encoder_model(folder / "encoder"),
-                "encoder-lora": lambda: encoder_lora_model(folder / "lora")}
+                "encoder-lora": lambda: encoder_lora_model(folder / "lora"), "doc2vec": doc2vec_model}
     results = {}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "serving", **OFFLINE}.items():
@@ -191,12 +225,16 @@ def fresh(logged, tmp_path_factory):
     (folder / "load_models.py").write_text(FRESH_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update({"MLFLOW_TRACKING_URI": store, **OFFLINE})
-    uris = {kind: results[kind][0] for kind in KINDS}
-    done = subprocess.run([sys.executable, "load_models.py", json.dumps(REVIEWS), json.dumps(uris)], cwd=folder,
-                          env=env, capture_output=True, text=True, timeout=600)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    return json.loads(lines[0][len("RESULT "):])
+    answers = {}
+    for chain in CHAINS:
+        uris = {kind: results[kind][0] for kind in chain}
+        done = subprocess.run([sys.executable, "load_models.py", json.dumps(REVIEWS), json.dumps(uris)],
+                              cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        assert done.returncode == 0 and lines, \
+            f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        answers.update(json.loads(lines[0][len("RESULT "):]))
+    return answers
 
 
 @pytest.mark.slow
@@ -234,7 +272,8 @@ def test_the_requirements_pin_what_loading_imports(kind, logged, fresh):
     imported = set(fresh[kind]["imported"]) & pinned - set(NOT_NEEDED)
     assert imported <= required, f"imported but not required: {sorted(imported - required)}"
     assert "pytest" not in required and "selenium" not in required
-    assert ("torch" in required) == (kind != "tfidf")
+    assert ("torch" in required) == (kind not in ("tfidf", "doc2vec"))
+    assert ("gensim" in required) == (kind == "doc2vec")
     assert ("peft" in required) == (kind == "encoder-lora")
 
 
