@@ -779,11 +779,13 @@ def test_make_targets_run_the_scripts(target, command):
 @pytest.mark.slow
 @pytest.mark.skipif(has_gpu(), reason="checks the CPU-sized defaults of a machine without a GPU")
 @pytest.mark.parametrize("target, family, shown", [
-    ("search-lora", "bert-lora", "lr"), ("search-rdrop", "rdrop", "rdrop_alpha"),
     ("search-scl", "scl", "scl_lambda"), ("search-max-length", "lstm", "max_length"),
 ])
 def test_presets_run_offline_without_a_gpu(target, family, shown, real_data_dir, tmp_path):
-    """The make targets with their CPU defaults (smaller here: one trial on 40 reviews) and no network."""
+    """The make targets with their CPU defaults (smaller here: one trial on 40 reviews) and no network:
+    an encoder study on the packaged MiniLM and a word-vector one. search-lora and search-rdrop take
+    the same path (their CPU defaults: test_without_a_gpu_encoder_studies_train_the_packaged_minilm;
+    their studies: test_encoder_studies_search_their_parameters)."""
     env = {**OFFLINE, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "MLFLOW_EXPERIMENT_NAME": "presets", "IMDB_DATA_DIR": str(real_data_dir)}
     # make search-scl (the lab's main study) confirms once: its one trial is the reference, so one run.
