@@ -76,6 +76,20 @@ class Trained:
     predict_seconds_per_1k: float | None = None
 
 
+def fitted_once(metrics: dict, started: float, on_epoch: Callable | None) -> FitResult:
+    """What a model fitted once (no epochs: TF-IDF, doc2vec's classifier, distill) reports as its one
+    epoch: `metrics` (val_acc at least) logged as epoch 1, on_epoch called as after a network's
+    epoch (a study reports there), and the FitResult the skeleton reports."""
+    metrics = {**metrics, "epoch_seconds": time.perf_counter() - started}
+    tracking.log_epoch(1, metrics)
+    if on_epoch:
+        on_epoch(1, metrics)
+    return FitResult(best_epoch=1, best_val_acc=metrics["val_acc"],
+                     history=[{"train_loss": float("nan"), "val_loss": float("nan"), "train_acc": float("nan"),
+                               **metrics}],
+                     train_seconds=time.perf_counter() - started)
+
+
 def checkpoint_dir(run_id: str) -> Path:
     """A run's checkpoints: <store folder>/checkpoints/<run id> (paths.store_dir)."""
     return paths.store_dir() / "checkpoints" / run_id

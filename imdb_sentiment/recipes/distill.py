@@ -31,8 +31,7 @@ from .. import combine, data, linear, model_registry, paths, serving, store, tra
 from ..config import DistillConfig
 from ..errors import UserError
 from ..metrics import accuracy
-from ..runs import Prepared, Trained
-from ..training import FitResult
+from ..runs import Prepared, Trained, fitted_once
 
 # The teacher scores this many reviews at a time; the cache is written after each chunk,
 # so an interrupted run keeps what was scored.
@@ -137,11 +136,8 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     metrics = {"val_acc": accuracy(splits.val["label"], val_probs),
                # how often the student's label is the teacher's on the validation reviews
                "val_agreement": float(np.mean((val_probs >= 0.5) == (teacher_val >= 0.5))),
-               "teacher_val_acc": accuracy(splits.val["label"], teacher_val),
-               "epoch_seconds": time.perf_counter() - started}
-    tracking.log_epoch(1, metrics)
-    if on_epoch:
-        on_epoch(1, metrics)
+               "teacher_val_acc": accuracy(splits.val["label"], teacher_val)}
+    result = fitted_once(metrics, started, on_epoch)
     classifier = pipeline.named_steps["classifier"]
     tracking.log_params({"solver_passes": int(np.max(classifier.n_iter_)), "fit_reviews": len(reviews)})
     tracking.log_final({"student_fit_seconds": fit_seconds})
@@ -151,8 +147,6 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     def log_model(threshold):
         serving.log_tfidf_model(pipeline, {"family": "distill", "teacher": teacher.run_id}, threshold)
 
-    result = FitResult(best_epoch=1, best_val_acc=metrics["val_acc"],
-                       train_seconds=time.perf_counter() - started)
     probs = {"val": val_probs}
     return Trained(result, int(classifier.coef_.size + classifier.intercept_.size),
                    lambda name: probs[name] if name in probs else predict(name), log_model)

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import text
-from ..paragraph_vectors import ALPHA, MIN_ALPHA, document_words, Doc2VecState, probabilities
+from ..paragraph_vectors import ALPHA, MIN_ALPHA, Doc2VecState, document_words, probabilities
+from ..runs import Prepared, Trained, fitted_once
 
-if TYPE_CHECKING:  # runs imports torch; the logged model imports this module to infer, without torch
+if TYPE_CHECKING:  # the config's checks and the data stack load with the run, not with this module
     from ..config import Doc2VecConfig
     from ..data import Splits
-    from ..runs import Prepared, Trained
 
 # --- training -------------------------------------------------------------------------------
 
@@ -148,8 +148,6 @@ def load_or_train(config: Doc2VecConfig, splits: Splits) -> tuple[Doc2VecState, 
 def prepare(config: Doc2VecConfig) -> Prepared:
     import torch
 
-    from ..runs import Prepared
-
     return Prepared(torch.device("cpu"), model="pv-dbow",
                     tags={"transductive": "true" if config.transductive else "false"},
                     params={"workers_resolved": resolved_workers(config)})
@@ -160,8 +158,6 @@ def train(config: Doc2VecConfig, prepared: Prepared, splits: Splits, on_epoch) -
 
     from .. import serving, tracking
     from ..metrics import accuracy
-    from ..runs import Trained
-    from ..training import FitResult
 
     started = time.perf_counter()
     state, info = load_or_train(config, splits)
@@ -181,20 +177,13 @@ def train(config: Doc2VecConfig, prepared: Prepared, splits: Splits, on_epoch) -
         return probabilities(found, coef, intercept)
 
     probs = {name: predict(name) for name in vectors}
-    metrics = {"train_acc": accuracy(splits.train["label"], probs["train"]),
-               "val_acc": accuracy(splits.val["label"], probs["val"]),
-               "epoch_seconds": time.perf_counter() - started}
-    tracking.log_epoch(1, metrics)
-    if on_epoch:
-        on_epoch(1, metrics)
+    result = fitted_once({"train_acc": accuracy(splits.train["label"], probs["train"]),
+                          "val_acc": accuracy(splits.val["label"], probs["val"])}, started, on_epoch)
 
     def log_model(threshold):
         serving.log_doc2vec_model(state, coef, intercept, threshold, {"family": "doc2vec",
                                                                       "transductive": config.transductive})
 
-    result = FitResult(best_epoch=1, best_val_acc=metrics["val_acc"],
-                       history=[{"train_loss": float("nan"), "val_loss": float("nan"), **metrics}],
-                       train_seconds=time.perf_counter() - started)
     # What the logged model holds and uses: the output weights and the classifier.
     size = int(state.syn1neg.size + coef.size + intercept.size)
     # Test reviews are inferred and scored when the run skeleton asks (and times) them.

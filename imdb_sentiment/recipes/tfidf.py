@@ -15,8 +15,7 @@ import numpy as np
 from .. import data, linear, serving, tracking
 from ..config import TfidfConfig
 from ..metrics import accuracy
-from ..runs import Prepared, Trained
-from ..training import FitResult
+from ..runs import Prepared, Trained, fitted_once
 
 
 def prepare(config: TfidfConfig) -> Prepared:
@@ -39,20 +38,13 @@ def train(config: TfidfConfig, prepared: Prepared, splits: data.Splits, on_epoch
         rest.fit(train_features, splits.train["label"].to_numpy())
     # Test reviews are hashed and scored when the run skeleton asks (and times) them.
     probs = {"train": rest.predict_proba(train_features)[:, 1], "val": predict("val")}
-    metrics = {"train_acc": accuracy(splits.train["label"], probs["train"]),
-               "val_acc": accuracy(splits.val["label"], probs["val"]),
-               "epoch_seconds": time.perf_counter() - started}
-    tracking.log_epoch(1, metrics)
-    if on_epoch:
-        on_epoch(1, metrics)
-    history = [{"train_loss": float("nan"), "val_loss": float("nan"), **metrics}]
+    result = fitted_once({"train_acc": accuracy(splits.train["label"], probs["train"]),
+                          "val_acc": accuracy(splits.val["label"], probs["val"])}, started, on_epoch)
     classifier = pipeline.named_steps["classifier"]
     tracking.log_params({"solver_passes": int(np.max(classifier.n_iter_))})
 
     def log_model(threshold):
         serving.log_tfidf_model(pipeline, {"family": "tfidf"}, threshold)
 
-    result = FitResult(best_epoch=1, best_val_acc=metrics["val_acc"], history=history,
-                       train_seconds=time.perf_counter() - started)
     return Trained(result, int(classifier.coef_.size + classifier.intercept_.size),
                    lambda name: probs[name] if name in probs else predict(name), log_model)
