@@ -205,6 +205,10 @@ def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, mo
     assert (metrics["n_trials_finished"], metrics["n_trials_pruned"], metrics["n_trials_failed"]) == (3, 2, 1)
     assert metrics["best_value"] == pytest.approx(1.03)
     assert parents[0].data.tags["best_child_run_id"] == trials[0].user_attrs["mlflow_run_id"]
+    # How far each trial got (a pruner's rung): on the trial and on its run
+    reached = {int(c.data.tags["trial_number"]): c.data.tags.get("epochs_trained") for c in children}
+    assert reached == {0: "3", 1: "3", 2: None, 3: "3", 4: "1", 5: "1"}
+    assert [t.user_attrs.get("epochs_trained") for t in trials] == [3, 3, None, 3, 1, 1]
 
 
 def test_a_non_finite_loss_prunes_the_trial_with_its_reason_and_the_study_goes_on(tmp_path, mlflow_store,

@@ -75,7 +75,9 @@ def end_child_run(trial, state: str, study_name: str, experiment: str | None) ->
     if run_id:
         trial.set_user_attr("mlflow_run_id", run_id)
         status = {"FINISHED": "FINISHED", "PRUNED": "KILLED"}.get(state, tracking.run_status(run_id))
-        tracking.set_run_status(run_id, status, {"trial_state": state})
+        reached = trial.user_attrs.get("epochs_trained")
+        tracking.set_run_status(run_id, status, {"trial_state": state,
+                                                 **({"epochs_trained": reached} if reached else {})})
 
 
 def final_metrics(run_id: str) -> dict:

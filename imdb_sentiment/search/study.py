@@ -40,6 +40,7 @@ def make_objective(setup, parent_run_id: str):
         """on_epoch: report validation accuracy, stop a lagging trial (one objective only)."""
         def on_epoch(epoch, metrics):
             trial.report(metrics["val_acc"], epoch)
+            trial.set_user_attr("epochs_trained", epoch)  # the fidelity it reached (a pruner's rung)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: val_acc {metrics['val_acc']:.4f}")
         return on_epoch if objectives == ("val_acc",) else None
