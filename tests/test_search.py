@@ -663,6 +663,7 @@ def test_encoder_studies_search_their_parameters(study, family, model, reference
         assert lead["confirm_difference"] == pytest.approx(test_acc.get("best", test_acc["reference"])
                                                           - test_acc["reference"])
         assert parent.data.tags["confirm_seeds"] == "43" and "confirm_verdict" in parent.data.tags
+        assert 0 < lead["confirm_device_hours"] < lead["device_hours_spent"]  # the total holds the confirm's
         assert "confirm reference: test_acc " in out
         # A worker that comes later (or the study resumed) trains no confirm run again
         search.main(study, ["--family", family, "--model", str(tiny_encoders[model]), "--data-dir",

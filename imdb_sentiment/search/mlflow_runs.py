@@ -116,13 +116,15 @@ def summarise(study, setup, parent_run_id: str, status: str = "FINISHED", confir
     trials = study.get_trials(deepcopy=False)
     budget = budget_of(trials)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    metrics = {"device_hours_spent": budget.spent,
+    confirm_spent = float(study.user_attrs.get("confirm_device_hours", 0.0))
+    metrics = {"device_hours_spent": budget.spent + confirm_spent,  # the trials' and the confirm step's
                "n_trials_finished": len(completed),
                "n_trials_pruned": sum(t.state == TrialState.PRUNED for t in trials),
                "n_trials_failed": sum(t.state == TrialState.FAIL for t in trials)}
+    confirmed_part = f" ({confirm_spent:.4f} of them the confirm step's)" if confirm_spent else ""
     print(f"study {setup.study_name}: {metrics['n_trials_finished']} finished, {metrics['n_trials_pruned']} "
-          f"pruned, {metrics['n_trials_failed']} failed; {budget.spent:.4f} of {search.budget_gpu_hours} "
-          f"device-hours", flush=True)
+          f"pruned, {metrics['n_trials_failed']} failed; {metrics['device_hours_spent']:.4f} of "
+          f"{search.budget_gpu_hours} device-hours{confirmed_part}", flush=True)
     with tracking.start_run(None, {}, run_id=parent_run_id, experiment=setup.config.experiment):
         tracking.set_tags({"budget_gpu_hours": search.budget_gpu_hours})
         versus = None
