@@ -24,6 +24,7 @@ them anyway.
 
 import argparse
 import csv
+import re
 from pathlib import Path
 
 from analysis import _format as fmt
@@ -123,8 +124,13 @@ def read_pages(paths: list[Path]) -> dict[Path, str]:
 PUBLISHED_DIR = REPO_ROOT / "analysis"  # the lab's published CSV files
 
 
+RUN_LINK = re.compile(r"/runs/([0-9a-f]{32})\b")
+
+
 def cited_run_ids(out_dir: Path, sections: list[str]) -> set[str]:
-    """The run ids that the CSV files of `sections` in out_dir cite (columns run_id, best_run_id)."""
+    """The run ids that the published tables of `sections` in out_dir cite: the CSV files' run_id and
+    *_run_id columns, and the run links in those sections of results.md (a table whose CSV file fell
+    behind its page still protects the runs the page shows)."""
     cited = set()
     for pattern in sorted({CITING_FILES[section] for section in sections}):
         for path in sorted(out_dir.glob(pattern)):
@@ -132,6 +138,12 @@ def cited_run_ids(out_dir: Path, sections: list[str]) -> set[str]:
                 for row in csv.DictReader(file):
                     cited.update(value for column, value in row.items()
                                  if column and (column == "run_id" or column.endswith("_run_id")) and value)
+    page = out_dir / RESULTS_PAGE
+    text = page.read_text(encoding="utf-8") if page.is_file() else ""
+    for section in sections:
+        start, end = markers(section)
+        if start in text and end in text:
+            cited.update(RUN_LINK.findall(text.split(start, 1)[1].split(end, 1)[0]))
     return cited
 
 

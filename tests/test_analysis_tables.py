@@ -300,6 +300,18 @@ def test_another_out_dir_cannot_rewrite_the_labs_own_pages(store, tmp_path, caps
     assert f"| lstm | `bilstm` | 0.8812 | 0.878 | {ids['lstm_best'][:8]} |" in own.read_text()
 
 
+def test_a_run_the_page_links_is_protected_even_when_its_csv_fell_behind(store, tmp_path, capsys):
+    """analysis/studies.csv held no row while results.md showed a study: the link protects it."""
+    published, readme, before = publish_case(tmp_path, {"studies.csv": []})
+    shown = "0123456789abcdef" * 2
+    (published / "results.md").write_text("<!-- studies:start -->\n| tfidf-search | [01234567]"
+                                          f"(http://127.0.0.1:5000/#/experiments/1/runs/{shown}) |\n"
+                                          "<!-- studies:end -->\n")
+    run_tables(store, published, "--pages", str(readme), "--sections", "studies")
+    assert "this store holds 0 of the 1 runs the published tables cite" in capsys.readouterr().out
+    assert shown in (published / "results.md").read_text()
+
+
 def test_only_the_runs_of_the_sections_rewritten_must_be_in_the_store(store, tmp_path, capsys):
     """A store that holds a new study alone may publish the studies, not the model tables."""
     ids = store[2]
