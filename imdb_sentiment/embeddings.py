@@ -24,15 +24,16 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def _progress_callback():
-    """A gensim callback printing a line when the vocabulary is built and after each epoch.
+def progress_callback(name: str = "word2vec"):
+    """A gensim callback printing a line when the vocabulary is built and after each epoch, each
+    starting with `name` (word2vec, doc2vec: a Doc2Vec model's line counts its documents too).
 
     The full data takes minutes with one worker; without these lines the
     screen stays blank. Callbacks only observe: the vectors are unchanged.
     """
     from gensim.models.callbacks import CallbackAny2Vec
 
-    class Word2VecProgress(CallbackAny2Vec):
+    class Progress(CallbackAny2Vec):
         def __init__(self):
             self.started = time.perf_counter()
             self.epoch = 0
@@ -41,14 +42,15 @@ def _progress_callback():
             return f"{time.perf_counter() - self.started:.1f}s elapsed"
 
         def on_train_begin(self, model):
-            print(f"word2vec: {len(model.wv.index_to_key)} words in the vocabulary, "
+            documents = f"{len(model.dv)} documents, " if hasattr(model, "dv") else ""
+            print(f"{name}: {len(model.wv.index_to_key)} words in the vocabulary, {documents}"
                   f"{model.epochs} epochs to train ({self.elapsed()})", flush=True)
 
         def on_epoch_end(self, model):
             self.epoch += 1
-            print(f"word2vec: epoch {self.epoch}/{model.epochs} done ({self.elapsed()})", flush=True)
+            print(f"{name}: epoch {self.epoch}/{model.epochs} done ({self.elapsed()})", flush=True)
 
-    return Word2VecProgress()
+    return Progress()
 
 
 def train_word2vec(token_lists, dim: int, seed: int, epochs: int = 5, window: int = 5,
@@ -58,7 +60,7 @@ def train_word2vec(token_lists, dim: int, seed: int, epochs: int = 5, window: in
 
     model = Word2Vec(sentences=token_lists, vector_size=dim, window=window, min_count=min_count,
                      workers=workers, epochs=epochs, seed=seed, hashfxn=stable_hash, sg=0,
-                     negative=5, sample=1e-4, callbacks=[_progress_callback()])
+                     negative=5, sample=1e-4, callbacks=[progress_callback()])
     return model.wv
 
 
@@ -73,17 +75,26 @@ def load_or_train_word2vec(cache_path: Path, token_lists_fn, **settings):
             words = json.loads(stored["words"].tobytes().decode())
             return dict(zip(words, stored["vectors"])), True
     vectors = train_word2vec(token_lists_fn(), **settings)
-    try:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        # This process's own temporary name: two runs filling the same cache at once each write
-        # whole files, and the rename makes one of them the cache.
-        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp.npz")
-        words = json.dumps(list(vectors.index_to_key)).encode()
-        np.savez(tmp, words=np.frombuffer(words, dtype=np.uint8), vectors=vectors.vectors)
-        tmp.replace(cache_path)
-    except OSError as error:  # a read-only data dir still trains, just without the cache
-        print(f"note: cannot cache word2vec vectors at {cache_path} ({error})")
+    save_cache(cache_path, "word2vec vectors", words=json_array(list(vectors.index_to_key)), vectors=vectors.vectors)
     return {word: vectors[word] for word in vectors.index_to_key}, False
+
+
+def json_array(value) -> np.ndarray:
+    """A JSON-able value as bytes in an array, to keep beside others in one .npz (json.loads(a.tobytes()))."""
+    return np.frombuffer(json.dumps(value).encode(), dtype=np.uint8)
+
+
+def save_cache(path: Path, what: str, **arrays) -> None:
+    """Write `arrays` as the .npz cache at `path`, whole: this process's own temporary name, then a
+    rename, so two runs filling one cache at once each write whole files and one becomes the cache.
+    A cache that cannot be written (a read-only data dir) is a note: the run goes on without it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    except OSError as error:
+        print(f"note: cannot cache {what} at {path} ({error})")
 
 
 def read_vectors_file(path: Path) -> dict[str, np.ndarray]:

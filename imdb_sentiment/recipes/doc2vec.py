@@ -45,26 +45,6 @@ if TYPE_CHECKING:  # the config's checks and the data stack load with the run, n
 
 # --- training -------------------------------------------------------------------------------
 
-def _progress_callback():
-    """A line when training starts and after each epoch (the full data takes minutes per epoch)."""
-    from gensim.models.callbacks import CallbackAny2Vec
-
-    class Doc2VecProgress(CallbackAny2Vec):
-        def __init__(self):
-            self.started, self.epoch = time.perf_counter(), 0
-
-        def on_train_begin(self, model):
-            print(f"doc2vec: {len(model.wv)} tokens in the vocabulary, {len(model.dv)} documents, "
-                  f"{model.epochs} epochs to train", flush=True)
-
-        def on_epoch_end(self, model):
-            self.epoch += 1
-            print(f"doc2vec: epoch {self.epoch}/{model.epochs} done "
-                  f"({time.perf_counter() - self.started:.1f}s elapsed)", flush=True)
-
-    return Doc2VecProgress()
-
-
 def training_documents(config: Doc2VecConfig, splits: Splits) -> tuple[list, dict]:
     """(TaggedDocuments, how many came from each part): one per training review, per unlabelled
     review (at most 2N with --limit N) and, with --transductive, per test review, its text only.
@@ -108,7 +88,7 @@ def load_or_train(config: Doc2VecConfig, splits: Splits) -> tuple[Doc2VecState, 
     """(the trained model's inference state, what to log about it), from the cache when it holds one."""
     from gensim.models.doc2vec import Doc2Vec
 
-    from ..embeddings import stable_hash
+    from ..embeddings import json_array, progress_callback, save_cache, stable_hash
 
     settings = {"vector_size": config.vector_size, "negative": config.negative, "sample": config.sample,
                 "ngrams": config.ngrams, "infer_epochs": config.infer_epochs, "seed": config.seed}
@@ -127,18 +107,11 @@ def load_or_train(config: Doc2VecConfig, splits: Splits) -> tuple[Doc2VecState, 
     model = Doc2Vec(documents=documents, dm=0, dbow_words=int(config.dbow_words), vector_size=config.vector_size,
                     window=config.window, min_count=config.min_count, hs=0, negative=config.negative,
                     sample=config.sample, epochs=config.epochs, alpha=ALPHA, min_alpha=MIN_ALPHA, seed=config.seed,
-                    workers=resolved_workers(config), hashfxn=stable_hash, callbacks=[_progress_callback()])
+                    workers=resolved_workers(config), hashfxn=stable_hash,
+                    callbacks=[progress_callback("doc2vec")])
     state = Doc2VecState.from_model(model, settings)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # This process's own temporary name: two runs filling one cache at once each write whole
-        # files, and the rename makes one of them the cache.
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **state.arrays(), words=np.frombuffer(json.dumps(state.words).encode(), dtype=np.uint8),
-                 documents=np.frombuffer(json.dumps(counts).encode(), dtype=np.uint8))
-        tmp.replace(path)
-    except OSError as error:  # a read-only data dir still trains, just without the cache
-        print(f"note: cannot cache the doc2vec model at {path} ({error})")
+    save_cache(path, "the doc2vec model", **state.arrays(), words=json_array(state.words),
+               documents=json_array(counts))
     return state, {"doc2vec_cached": False, "doc2vec_seconds": round(time.perf_counter() - started, 1),
                    **{f"documents_{k}": v for k, v in counts.items()}}
 
