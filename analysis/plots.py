@@ -87,7 +87,7 @@ def total_train_seconds(run: Run, by_id: dict[str, Run]) -> float | None:
     a student's fit plus its teacher's; None when a run it was made from is not in the store."""
     own = run.metrics.get("train_seconds")
     made_from = run.params.get("members", "").split(",") if run.family == "ensemble" else \
-        [run.tags["teacher"]] if run.family == "distill" and "teacher" in run.tags else []
+        [run.tags["teacher"]] if run.family in ("distill", "self-train") and "teacher" in run.tags else []
     parts = [total_train_seconds(by_id[i], by_id) if i in by_id else None for i in made_from if i]
     return None if own is None or None in parts else own + sum(parts)
 

@@ -24,6 +24,9 @@ def parse(name: str, argv=None, description: str | None = None, defaults: dict |
 def train(name: str, argv=None, description: str | None = None):
     """What `python train/<name>.py [flags]` does: parse, then one tracked run."""
     config = parse(name, argv, description)
+    recipe = FAMILIES[name].recipe_of()
+    if not recipe.classifier:  # pretraining: a run of its own kind (imdb_sentiment/pretraining.py)
+        return recipe.load().pretrain(config)
     from .runs import run_family  # torch, data and MLflow load only once a run starts
 
     return run_family(FAMILIES[name], config)

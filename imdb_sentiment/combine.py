@@ -25,7 +25,7 @@ from .errors import UserError
 SPLIT_PARAMS = ("data_sha256", "seed", "val_fraction", "limit")
 SPLIT_HASH = "val_split_sha256"
 # Families made of other runs: never members of an "all families" ensemble.
-COMBINED_FAMILIES = ("ensemble", "distill")
+COMBINED_FAMILIES = ("ensemble", "distill", "self-train")
 
 
 @dataclass(frozen=True)

@@ -647,3 +647,67 @@ class Doc2VecConfig(RunConfig):
         require(self.infer_epochs >= 1, "infer_epochs", "an integer >= 1", self.infer_epochs)
         require(self.C > 0, "C", "a positive number", self.C)
         require(self.workers >= 0, "workers", "an integer >= 0 (0: every core)", self.workers)
+
+
+@dataclasses.dataclass
+class MlmConfig(RunConfig):
+    """Settings of the mlm family: masked-LM pretraining of an encoder on the training split and the
+    unlabelled reviews (imdb_sentiment/pretraining.py), never on validation or test text."""
+    # A pretraining run has no validation accuracy to register a review model by.
+    refused_flags: ClassVar[dict] = {"epochs": "pretraining runs --max-steps optimiser steps, not epochs"}
+    model: str = option("bert-base-uncased", "checkpoint to pretrain further: a Hugging Face name or a local folder")
+    max_length: int = option(128, "tokens per training window; a longer review is cut into windows")
+    batch_size: int = option(32, "windows per optimiser step")
+    max_steps: int = option(2400, "optimiser steps (the run's length; a step is --batch-size windows)")
+    lr: float = option(1e-4, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.01, "AdamW weight decay (none on biases and norm weights)")
+    warmup_ratio: float = option(0.06, "share of steps for linear warm-up, then linear decay")
+    mask_probability: float = option(0.15, "share of tokens masked (of those 80% [MASK], 10% random, 10% kept)")
+    heldout: int = option(500, "unlabelled reviews held out of training to measure the masked-LM loss on")
+    eval_every: int = option(200, "steps between measurements of the held-out loss")
+    checkpoint_every: int = option(100, "steps between checkpoints (a killed run resumes from the last)")
+    unlabeled: bool = option(True, "also pretrain on the 50,000 unlabelled reviews (at most 2N with --limit N)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", "auto: bf16 on GPUs that have it, fp16 on CUDA GPUs that do not, bf16 on a CPU with native "
+                "bf16 (measured faster for MiniLM), else fp32")
+    cpu_threads: int = option(0, "torch CPU threads (0: all cores)")
+    resume: str | None = option(None, "RUN_ID: go on with this unfinished run from its last checkpoint, in the "
+                                      "same MLflow run; give the flags it started with")
+    keep_checkpoints: bool = option(False, "keep the checkpoints once the run finishes (default: removed)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.max_length >= 16, "max_length", "an integer >= 16", self.max_length)
+        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(self.max_steps >= 1, "max_steps", "an integer >= 1", self.max_steps)
+        require(self.lr > 0, "lr", "a positive number", self.lr)
+        require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
+        require(0.0 < self.mask_probability < 1.0, "mask_probability", "a number in (0, 1)", self.mask_probability)
+        require(self.heldout >= 1, "heldout", "an integer >= 1", self.heldout)
+        require(self.eval_every >= 1, "eval_every", "an integer >= 1", self.eval_every)
+        require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        require(self.cpu_threads >= 0, "cpu_threads", "an integer >= 0", self.cpu_threads)
+        require(self.resume is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.resume)), "resume",
+                "an MLflow run id (32 hex digits)", self.resume)
+
+
+@dataclasses.dataclass
+class SelfTrainConfig(TfidfConfig):
+    """Settings of the self-train family: a TF-IDF NB-LR student on the labelled split and the
+    unlabelled reviews labelled by a teacher, then by itself (recipes/self_train.py)."""
+    teacher: str | None = option(None, "MLflow run id of the teacher that labels the unlabelled reviews in the "
+                                       "first round (any finished run that logged a model); default: the best "
+                                       "finished ensemble run")
+    targets: Literal["hard", "soft"] = option(
+        "hard", "hard: the label of each unlabelled review the labeller is at least --threshold sure of; "
+                "soft: its probability, for every review")
+    threshold: float = option(0.9, "confidence a pseudo-label needs (max(p, 1 - p))", applies={"targets": ("hard",)})
+    rounds: int = option(2, "rounds of fitting; from the second on, the last student labels the unlabelled reviews")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(0.5 <= self.threshold < 1.0, "threshold", "a number in [0.5, 1)", self.threshold)
+        require(self.rounds >= 1, "rounds", "an integer >= 1", self.rounds)
+        require(self.teacher is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.teacher)), "teacher",
+                "an MLflow run id (32 hex digits)", self.teacher)

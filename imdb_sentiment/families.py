@@ -49,6 +49,9 @@ class Recipe:
     # A study on a machine without a GPU is sized to its 0.5 device-hours with these (flags still
     # override); a value given per method ({"none": ...}) applies to families of that method only.
     cpu_study: dict = field(default_factory=dict)
+    # False for a recipe whose runs make no review classifier (mlm pretrains an encoder): its module
+    # has pretrain(config) instead of prepare/train, and its runs are in no accuracy table.
+    classifier: bool = True
 
     def config_class(self):
         module, name = self.config.split(":")
@@ -89,6 +92,9 @@ RECIPES = {
     "tfidf": Recipe("tfidf", "imdb_sentiment.config:TfidfConfig", "imdb_sentiment.recipes.tfidf",
                     {"budget_gpu_hours": 0.5, "n_trials": 8}),
     "doc2vec": Recipe("doc2vec", "imdb_sentiment.config:Doc2VecConfig", "imdb_sentiment.recipes.doc2vec"),
+    "self-train": Recipe("self-train", "imdb_sentiment.config:SelfTrainConfig", "imdb_sentiment.recipes.self_train",
+                         {"budget_gpu_hours": 0.5, "n_trials": 8}),
+    "mlm": Recipe("mlm", "imdb_sentiment.config:MlmConfig", "imdb_sentiment.pretraining", classifier=False),
 }
 
 
@@ -96,7 +102,7 @@ RECIPES = {
 class Family:
     name: str
     recipe: str                 # a key of RECIPES
-    table: str                  # a key of TABLES, or "other"
+    table: str                  # a key of TABLES, or "none" (a recipe that makes no classifier)
     summary: str                # one line for `make help`
     defaults: dict = field(default_factory=dict)  # what train/<name>.py trains with
     # Encoders: the architecture the run tag is built from (bert, deberta, ...).
@@ -180,12 +186,21 @@ FAMILIES = {family.name: family for family in [
              regulariser="rdrop", method="lora"),
     _encoder("scl-lora", "unsloth_rdrop_scl", "SCL with LoRA on BERT", "bert", model="bert-base-uncased",
              regulariser="scl", method="lora"),
+    Family("self-train", "self-train", "combined",
+           "TF-IDF NB-LR student on train + unlabelled reviews a teacher labelled, then itself (--rounds)"),
+    # No table: an mlm run makes an encoder, which the encoder families fine-tune (--model runs:/<id>/encoder).
+    Family("mlm", "mlm", "none", "masked-LM pretraining of an encoder on train + unlabelled reviews "
+           "(make pretrain-minilm)"),
     Family("ensemble", "ensemble", "combined",
            "logistic-regression stacking of finished runs (--families a,b or --runs ID,ID; default all)"),
     # The tfidf family's pipeline and defaults, fitted to a teacher's soft targets.
     Family("distill", "distill", "combined",
            "TF-IDF NB-LR student on a teacher's probabilities over train + unlabelled reviews (--teacher RUN_ID)"),
 ]}
+
+
+# Families whose runs are not review classifiers (no test accuracy): kept out of every table.
+NOT_CLASSIFIERS = frozenset(name for name, family in FAMILIES.items() if not family.recipe_of().classifier)
 
 
 def family_tag(family: Family, config) -> str:

@@ -7,7 +7,11 @@ Writing a model is serving.py (each kind's writer beside its loader); reading ru
 """
 
 from .errors import UserError
-from .serving import MODEL_NAME, MODEL_TYPE
+
+# The name every family's review model is logged under (runs:/<id>/model), and its model_type:
+# what tells this project's review models from other MLflow models (serving.py writes them).
+MODEL_NAME = "model"
+MODEL_TYPE = "imdb-review-sentiment"
 
 
 def logged_model(run_id: str, name: str = "model"):
@@ -24,16 +28,16 @@ def logged_model(run_id: str, name: str = "model"):
     return None
 
 
-def register_model(run_id: str, name: str, alias: str | None = None):
-    """The run's logged model as a version of registered model `name` (a new version, or the one
+def register_model(run_id: str, name: str, alias: str | None = None, model_name: str = MODEL_NAME):
+    """The run's logged model `model_name` as a version of registered model `name` (a new version, or the one
     that already holds this run's model), with `alias` pointing at it when given. Works on a
     SQLite store and on a tracking server alike. Returns the ModelVersion."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    model = logged_model(run_id)
+    model = logged_model(run_id, model_name)
     if model is None:
-        raise ValueError(f"run {run_id} logged no model to register")
+        raise ValueError(f"run {run_id} logged no model {model_name!r} to register")
     client = MlflowClient()
     held = [version for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
             if version.source == model.model_uri]
@@ -43,10 +47,11 @@ def register_model(run_id: str, name: str, alias: str | None = None):
     return version
 
 
-def model_uri_problem(uri: str, model_type: str) -> str | None:
-    """What stops `uri` from naming a finished run's model of `model_type`, in a few words (no such
-    run, a run that logged no model, an unknown registered model, version or alias); None when
-    nothing does, or the URI is of a kind (a folder, s3://) only loading it can check."""
+def model_uri_problem(uri: str, model_type: str, expected: str = "one that takes reviews") -> str | None:
+    """What stops `uri` from naming a finished run's model of `model_type` (`expected` says what that
+    is), in a few words (no such run, a run that logged no model, an unknown registered model,
+    version or alias); None when nothing does, or the URI is of a kind (a folder, s3://) only
+    loading it can check."""
     import re
 
     from mlflow.exceptions import MlflowException
@@ -66,7 +71,7 @@ def model_uri_problem(uri: str, model_type: str) -> str | None:
             return f"the run logged no model {name!r} to predict with (trained with --no-save-model?)"
         if model.model_type != model_type:
             return (f"the run logged a model of another kind ({model.model_type or 'an older format'}), "
-                    "not one that takes reviews; train it again")
+                    f"not {expected}")
         return None
     match = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(.+))", uri)
     if match is None:
@@ -100,7 +105,7 @@ def model_uri_problem(uri: str, model_type: str) -> str | None:
             return None
         if kind != model_type:
             return f"version {found.version} is a model of another kind ({kind or 'an older format'}), " \
-                   "not one that takes reviews"
+                   f"not {expected}"
     return None
 
 
@@ -124,16 +129,18 @@ def has_review_model(run_id: str) -> bool:
     return model is not None and model.model_type == MODEL_TYPE
 
 
-def register(run_id: str, name: str, alias: str | None = None) -> str:
-    """Register the review model a finished run logged as a version of `name` (the version that
-    already holds it, if any), point `alias` at it when given, say so; returns its models:/ URI."""
-    model = logged_model(run_id, MODEL_NAME)
-    if model is None or model.model_type != MODEL_TYPE:
+def register(run_id: str, name: str, alias: str | None = None, model_name: str = MODEL_NAME,
+             model_type: str = MODEL_TYPE) -> str:
+    """Register the model `model_name` (a review model by default) a finished run logged as a
+    version of `name` (the version that already holds it, if any), point `alias` at it when given,
+    say so; returns its models:/ URI."""
+    model = logged_model(run_id, model_name)
+    if model is None or model.model_type != model_type:
         what = "no model" if model is None else f"a model of another kind ({model.model_type or 'an older format'})"
         raise UserError(f"run {run_id} logged {what}: nothing to register as {name!r} "
                         "(train it again without --no-save-model)")
-    version = register_model(run_id, name, alias)
+    version = register_model(run_id, name, alias, model_name)
     uri = f"models:/{name}/{version.version}"
-    print(f"registered runs:/{run_id}/{MODEL_NAME} as {uri}" + (f" (alias {alias}: models:/{name}@{alias})"
+    print(f"registered runs:/{run_id}/{model_name} as {uri}" + (f" (alias {alias}: models:/{name}@{alias})"
                                                                  if alias else ""), flush=True)
     return uri

@@ -30,13 +30,10 @@ import numpy as np
 import pandas as pd
 
 from . import paths
+from .model_registry import MODEL_NAME, MODEL_TYPE  # noqa: F401  (serving.MODEL_NAME: what callers name)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_MODEL_FILE = PACKAGE_DIR / "pyfunc_model.py"
-MODEL_NAME = "model"
-# The logged model's model_type: what tells this project's review models from other MLflow models
-# (an older run's mlflow.pytorch or sklearn model, say).
-MODEL_TYPE = "imdb-review-sentiment"
 INPUT_EXAMPLE = ["A wonderful film: the cast is superb and I loved every minute.",
                  "Dull and badly acted; I want my two hours back."]
 
@@ -168,11 +165,14 @@ def _adapter_base(settings: dict, tokenizer, device):
         except ImportError:
             raise UserError(f"this adapter was trained on a {quantize} base: serving it needs bitsandbytes "
                             "(pip install bitsandbytes), which is not installed here") from None
+    from .encoders.checkpoints import local_checkpoint
+
+    base = local_checkpoint(settings["base_model"], "the adapter's base model")
     model_type = settings.get("model_type")
     if model_type is None:
         from transformers import AutoConfig
-        model_type = AutoConfig.from_pretrained(settings["base_model"]).model_type
-    return load_classifier(settings["base_model"], model_type, device, quantize,
+        model_type = AutoConfig.from_pretrained(base).model_type
+    return load_classifier(base, model_type, device, quantize,
                            settings.get("compute_dtype", "float32"), tokenizer.pad_token_id)
 
 

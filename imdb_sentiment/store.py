@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import paths, tracking
 from .errors import UserError
+from .families import NOT_CLASSIFIERS
 
 FINISHED = "FINISHED"
 _TRIAL_STATE_OF_STATUS = {"FINISHED": "FINISHED", "KILLED": "PRUNED", "FAILED": "FAIL"}
@@ -70,8 +71,9 @@ class Run:
 
 
 def is_model_run(run: Run) -> bool:
-    """A training run of a model (any status); search trials and study parents are not."""
-    return bool(run.family) and not run.is_trial and not run.is_study_parent
+    """A training run of a review classifier (any status); search trials, study parents and
+    pretraining runs (families.NOT_CLASSIFIERS) are not."""
+    return bool(run.family) and run.family not in NOT_CLASSIFIERS and not run.is_trial and not run.is_study_parent
 
 
 def model_runs(runs: list[Run]) -> list[Run]:

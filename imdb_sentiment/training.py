@@ -266,7 +266,7 @@ def _trained_weights_hooks(accelerator) -> None:
     accelerator.register_load_state_pre_hook(load)
 
 
-def _save_checkpoint(accelerator, folder: Path) -> None:
+def save_checkpoint(accelerator, folder: Path) -> None:
     """accelerator.save_state into a fresh folder, which becomes `last` only once complete; the
     checkpoint it replaces becomes `previous` (the one before that is removed). A process killed
     at any moment (kill -9 in the middle of the write, or between the renames) leaves a complete
@@ -322,7 +322,7 @@ def has_checkpoint(folder) -> bool:
                                                                                  PREVIOUS_CHECKPOINT))
 
 
-def _load_checkpoint(accelerator, folder: Path) -> None:
+def load_checkpoint(accelerator, folder: Path) -> None:
     """The newest complete checkpoint under folder, restored; a damaged one is named in one line
     and the one before it (if there is one) is used instead."""
     candidates = [folder / name for name in (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT) if (folder / name).is_dir()]
@@ -342,7 +342,7 @@ def _load_checkpoint(accelerator, folder: Path) -> None:
                             "before it; start the run again") from None
 
 
-def _check_finite(loss, epoch: int, step: int, accelerator) -> float:
+def check_finite(loss, epoch: int, step: int, accelerator) -> float:
     """The step's loss as a float; NonFiniteLoss (on every process at once) if any is NaN/Inf."""
     value = loss.detach().float()
     if accelerator.num_processes > 1:  # all must stop together, or the others wait in backward
@@ -391,7 +391,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
     if settings.resume_checkpoint:
         if not has_checkpoint(folder):
             raise UserError(f"--resume: no checkpoint in {folder}")
-        _load_checkpoint(accelerator, folder)
+        load_checkpoint(accelerator, folder)
         earlier_seconds = state.train_seconds
         if accelerator.is_main_process:
             print(f"resumed after epoch {state.epoch} (best val_acc {state.best_val_acc:.4f} at epoch "
@@ -411,7 +411,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
             with accelerator.accumulate(prepared):
                 with accelerator.autocast():
                     loss, logits = compute_loss(prepared, batch)
-                loss_value = _check_finite(loss, epoch, step, accelerator)
+                loss_value = check_finite(loss, epoch, step, accelerator)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.grad_clip:
                     accelerator.clip_grad_norm_(prepared.parameters(), settings.grad_clip)
@@ -453,7 +453,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         state.epoch = epoch
         state.train_seconds = earlier_seconds + time.perf_counter() - session_start
         if folder is not None:
-            _save_checkpoint(accelerator, folder)
+            save_checkpoint(accelerator, folder)
         if on_epoch:
             on_epoch(epoch, metrics)
         if settings.patience and state.stale >= settings.patience:

@@ -1,7 +1,7 @@
 # Pretrained encoders. The families (bert, deberta-lora, rdrop, ...) train with
 # `make train-<family>` (the Makefile's pattern rule); extra flags go through ARGS,
 # e.g. make train-bert ARGS="--model <folder> --max-length 256".
-.PHONY: bench-encoder train-minilm train-minilm-lora train-minilm-rdrop train-minilm-scl
+.PHONY: bench-encoder pretrain-minilm train-minilm train-minilm-lora train-minilm-rdrop train-minilm-scl
 
 bench-encoder: data-ready ## fine-tuning throughput: our loop vs HF Trainer padding to 512 (MiniLM)
 	$(PY) bench/encoder_throughput.py $(ARGS)
@@ -28,3 +28,9 @@ train-minilm-rdrop: data-ready ## all-MiniLM-L6-v2 with R-Drop, CPU (two passes 
 
 train-minilm-scl: data-ready ## all-MiniLM-L6-v2 with CE + supervised contrastive loss, CPU
 	$(PY) train/scl.py $(MINILM_ARGS) --lr 5e-5 $(ARGS)
+
+# In-domain masked-LM pretraining (the mlm family, imdb_sentiment/pretraining.py): MiniLM goes on
+# learning from the training split and the 50,000 unlabelled reviews; fine-tune the result with
+# make train-minilm ARGS="--model runs:/<run id>/encoder". Killed: ARGS="--resume <run id>".
+pretrain-minilm: data-ready ## masked-LM pretraining of all-MiniLM-L6-v2 on train + unlabelled reviews (about 60 min on 2 cores)
+	$(PY) train/mlm.py --model "$(MINILM)" $(ARGS)

@@ -130,3 +130,34 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(mlflow_store, real_d
         train("distill", real_data_dir, "ghost", "--teacher", missing)
     with pytest.raises(UserError, match="--teacher: expected an MLflow run id"):
         train("distill", real_data_dir, "typo", "--teacher", "abc")
+
+
+def test_self_training_fits_the_pseudo_labels_the_teacher_was_sure_of_then_its_own(ensemble_run, mlflow_store,
+                                                                                   real_data_dir, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from imdb_sentiment import serving
+    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.recipes.self_train import pseudo_labels
+
+    chosen, targets = pseudo_labels(np.array([0.95, 0.5, 0.05, 0.89, 0.91]), "hard", 0.9)
+    assert chosen.tolist() == [0, 2, 4] and targets.tolist() == [1.0, 0.0, 1.0]
+    assert pseudo_labels(np.array([0.2, 0.7]), "soft", 0.9)[1].tolist() == [0.2, 0.7]
+
+    outcome = train("self-train", real_data_dir, "self", "--rounds", "2", "--threshold", "0.8")
+    client, run = finished_run(mlflow_store, "self")
+    assert run.data.tags["family"] == "self-train" and run.data.tags["teacher"] == ensemble_run
+    # Round 1 fitted exactly the unlabelled reviews the teacher was >= 0.8 sure of (its cached scores).
+    cache = pd.read_csv(tmp_path / "mlflow" / "teacher_predictions" / f"{ensemble_run}.csv")
+    unlabelled = cache[cache["key"].str.startswith("unlabeled:")]["prob_positive"].to_numpy()
+    assert len(unlabelled) == 400  # 2 x --limit, and no labelled review: self-training keeps true labels
+    rounds = MlflowClient().get_metric_history(run.info.run_id, "pseudo_labelled")
+    assert [m.step for m in rounds] == [1, 2]
+    assert rounds[0].value == np.sum(np.maximum(unlabelled, 1 - unlabelled) >= 0.8)
+    assert outcome.test_acc > 0.6 and int(run.data.metrics["best_epoch"]) in (1, 2)
+
+    splits = load_splits(real_data_dir, 0.2, 42, 200)
+    logged = logged_test_probabilities(client, run.info.run_id, tmp_path)
+    reviews = splits.test.set_index("id").loc[logged["id"][:30], "review"]
+    np.testing.assert_allclose(serving.predict_probabilities(serving.load(f"runs:/{run.info.run_id}/model"),
+                                                             list(reviews)), logged["prob_positive"][:30], atol=1e-5)

@@ -8,12 +8,14 @@ changes the training loss only; the model (or adapter) is logged with its
 tokenizer for reloading. The run itself is imdb_sentiment/runs.py's.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
 from .. import data, device as devices, serving, tracking
 from ..batching import TokenIds, make_loader
 from ..config import EncoderConfig
+from ..encoders import checkpoints
 from ..encoders.architectures import check_method, lora_targets, model_config, require_cuda_for_unsloth, \
     token_budget
 from ..encoders.loading import COMPUTE_DTYPES, TrainedWeights, load_transformers_model, load_unsloth_model, \
@@ -38,8 +40,15 @@ def prepare(config: EncoderConfig) -> Prepared:
     if config.backend == "unsloth":
         import unsloth  # noqa: F401  (unsloth patches transformers: it must come first)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    base_config = model_config(config.model)
+    checkpoint = checkpoints.local_checkpoint(config.model)
+    base_config = model_config(checkpoint)
     model_type = base_config.model_type
+    label, tags = model_label(config.model), {}
+    pretraining = checkpoints.pretraining_of(checkpoint) if checkpoint != config.model else None
+    if pretraining is not None:  # an mlm run's encoder: its validation reviews must be unseen text
+        splits = data.load_splits(config.data_dir, config.val_fraction, config.seed, config.limit)
+        checkpoints.check_unseen(config.model, pretraining, splits.val["id"])
+        label, tags = f"{pretraining['base_model']}+mlm", {"pretrained_from": config.model}
     check_method(config, model_type)
     use_threads(config.cpu_threads)
     budget = token_budget(config, base_config)
@@ -47,19 +56,21 @@ def prepare(config: EncoderConfig) -> Prepared:
     if config.method == "lora":
         params["lora_targets_resolved"] = ",".join(lora_targets(config, model_type))
     device = devices.detect_device(config.device)
-    return Prepared(device, model=model_label(config.model),
+    return Prepared(device, model=label,
                     precision=devices.resolve_precision(config.precision, device,
                                                         CPU_BF16_FASTER and config.quantize == "none"),
                     tags={"model_type": model_type, "method": config.method, "regulariser": config.regulariser,
-                          "quantize": config.quantize, "backend": config.backend},
+                          "quantize": config.quantize, "backend": config.backend, **tags},
                     params=params,
                     summary=f"; {config.model} ({model_type}), method {config.method}, "
                             f"regulariser {config.regulariser}",
-                    context={"model_type": model_type, "tokens": budget})
+                    context={"model_type": model_type, "tokens": budget, "checkpoint": checkpoint})
 
 
 def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
     model_type, device = prepared.context["model_type"], prepared.device
+    named = config.model  # as given (logged): an mlm run's URI loads from its downloaded folder
+    config = dataclasses.replace(config, model=prepared.context["checkpoint"])
     devices.set_seed(config.seed)  # the same head initialisation whatever ran before
     if config.backend == "unsloth":
         model, tokenizer = load_unsloth_model(config, model_type)
@@ -96,9 +107,10 @@ def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epo
         settings = {"max_length": prepared.context["tokens"], "truncation": config.truncation,
                     "batch_size": config.eval_batch_size, "model_type": model_type, "method": config.method,
                     "quantize": config.quantize, "compute_dtype": _compute_dtype(model, prepared.precision)}
-        if config.method != "none":
+        if config.method != "none":  # a URI, which the server resolves as training did, or a folder
             local = Path(config.model).expanduser()
-            settings["base_model"] = str(local.resolve()) if local.exists() else config.model
+            settings["base_model"] = named if checkpoints.is_mlflow_uri(named) else \
+                str(local.resolve()) if local.exists() else config.model
         serving.log_encoder_model(model, tokenizer, settings, threshold)
 
     return Trained(result, trainable, predict_split, log_model)

@@ -44,7 +44,7 @@ def check_data(config, recipe: str) -> None:
     from .. import data
 
     reads_unlabeled = (recipe == "embedding" and config.embeddings == "word2vec") or \
-        (recipe == "distill" and config.unlabeled)
+        (recipe in ("distill", "doc2vec") and config.unlabeled) or recipe == "self-train"
     kinds = ["labeled", "test"] + (["unlabeled"] if reads_unlabeled else [])
     for kind in kinds:
         if data.find_kaggle_file(Path(config.data_dir), kind) is None:

@@ -1,0 +1,142 @@
+"""The mlm family: masked-LM pretraining on train + unlabelled text, resumable, and fine-tuning from it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imdb_sentiment import pretraining
+from imdb_sentiment.errors import UserError
+from tests.support import build_tiny_models, write_kaggle_files
+
+SMALL = ["--max-steps", "6", "--batch-size", "4", "--max-length", "32", "--heldout", "5", "--eval-every", "3",
+         "--checkpoint-every", "2", "--precision", "fp32", "--no-progress", "--lr", "1e-3"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlm")
+    data_dir = write_kaggle_files(root / "kaggle", n=40)
+    return data_dir, build_tiny_models(root / "models", data_dir)
+
+
+def _pretrain(data_dir, model, *extra):
+    from imdb_sentiment.cli import parse
+
+    config = parse("mlm", ["--model", str(model), "--data-dir", str(data_dir), *SMALL, *extra])
+    return pretraining.pretrain(config)
+
+
+@pytest.mark.parametrize("architecture", ["bert", "roberta"])
+def test_the_loss_at_masked_positions_is_the_models_own(architecture, tiny):
+    """The head runs only where tokens are masked; the loss must be the full forward's."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
+
+    folder = tiny[1][architecture]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForMaskedLM.from_pretrained(folder).eval()
+    assert pretraining._head(model) is not None  # the fast path is the one under test
+    torch.manual_seed(0)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.3)
+    ids = tokenizer(["a wonderful film with a superb cast", "dull and badly acted, two hours lost"],
+                    add_special_tokens=True)["input_ids"]
+    batch = collator([{"input_ids": one} for one in ids])
+    with torch.no_grad():
+        ours = pretraining.masked_lm_loss(model, batch)
+        theirs = model(**batch).loss
+    assert abs(float(ours) - float(theirs)) < 1e-5
+
+
+def test_windows_cover_a_long_review_and_each_pass_every_window_once():
+    windows = pretraining.cut_windows(list(range(100, 195)), 32, 1, 2)  # 30+30+30+5 tokens
+    assert all(w[0] == 1 and w[-1] == 2 and len(w) <= 32 for w in windows)
+    assert [t for w in windows for t in w[1:-1]] == list(range(100, 190))  # a 5-token tail is dropped
+    assert pretraining.cut_windows([5, 6], 32, 1, 2) == [[1, 5, 6, 2]]
+    first_pass = np.concatenate([pretraining.batch_indices(step, 4, 10, seed=3) for step in range(0, 2)])
+    across = np.concatenate([pretraining.batch_indices(step, 5, 10, seed=3) for step in range(0, 4)])
+    assert sorted(across[:10]) == list(range(10)) and sorted(across[10:]) == list(range(10))
+    assert list(first_pass) == list(across[:8])  # a step's windows do not depend on the steps before
+
+
+def test_pretraining_logs_an_encoder_that_fine_tuning_starts_from(tiny, mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    from imdb_sentiment import store
+    from imdb_sentiment.cli import train
+    from imdb_sentiment.data import load_splits
+    from imdb_sentiment.encoders.checkpoints import local_checkpoint
+
+    data_dir, models = tiny
+    run_id = _pretrain(data_dir, models["bert"], "--register", "imdb-encoder")
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["family"] == "mlm"
+    history = MlflowClient().get_metric_history(run_id, "heldout_loss")
+    assert [m.step for m in history] == [3, 6]
+    assert run.data.metrics["tokens_per_second"] > 0
+    assert not store.is_model_run(store.to_run(run))  # never a row of the accuracy tables
+
+    folder = Path(local_checkpoint(f"runs:/{run_id}/encoder"))
+    text = json.loads((folder / pretraining.TEXT_FILE).read_text())
+    splits = load_splits(data_dir, 0.2, 42)
+    assert sorted(text["labeled_ids"]) == sorted(splits.train["id"])  # the training split, never validation
+    assert not set(text["labeled_ids"]) & set(splits.val["id"])
+
+    common = ["--data-dir", str(data_dir), "--epochs", "1", "--max-length", "32", "--no-progress",
+              "--precision", "fp32", "--batch-size", "8"]
+    outcome = train("bert", ["--model", f"runs:/{run_id}/encoder", *common])
+    tuned = MlflowClient().get_run(outcome.run_id)
+    assert tuned.data.tags["pretrained_from"] == f"runs:/{run_id}/encoder"
+    assert tuned.data.tags["model"] == "bert+mlm" and tuned.data.params["model"] == f"runs:/{run_id}/encoder"
+
+    # From the registered version too, as a LoRA adapter whose logged model resolves its base the same way.
+    from imdb_sentiment import serving
+    lora = train("bert", ["--model", "models:/imdb-encoder/1", "--method", "lora", *common])
+    served = serving.predict_probabilities(serving.load(f"runs:/{lora.run_id}/model"), list(splits.test["review"]))
+    logged = store.logged_predictions(lora.run_id, "test")
+    assert np.max(np.abs(served - logged["prob_positive"].to_numpy())) < 1e-5
+
+    # A run that would validate on reviews the pretraining read is refused before it starts.
+    before = len(MlflowClient().search_runs([run.info.experiment_id]))
+    with pytest.raises(UserError, match="pretrained on the text of .* validation reviews.*--seed 42"):
+        train("bert", ["--model", f"runs:/{run_id}/encoder", "--seed", "7", *common])
+    assert len(MlflowClient().search_runs([run.info.experiment_id])) == before
+
+
+def test_a_killed_pretraining_resumes_to_the_weights_of_an_uninterrupted_one(tiny, mlflow_store, monkeypatch):
+    from mlflow.tracking import MlflowClient
+    from safetensors.torch import load_file
+
+    from imdb_sentiment import training
+    from imdb_sentiment.encoders.checkpoints import local_checkpoint
+
+    data_dir, models = tiny
+    whole = _pretrain(data_dir, models["bert"])
+
+    saved = []
+    real_save = training.save_checkpoint
+
+    def save_then_die(accelerator, folder):
+        real_save(accelerator, folder)
+        saved.append(folder)
+        if len(saved) == 2:  # after step 4 of 6
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _pretrain(data_dir, models["bert"])
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    killed = MlflowClient().search_runs(MlflowClient().get_experiment_by_name("test").experiment_id,
+                                        "attributes.status = 'KILLED'")[0].info.run_id
+    with pytest.raises(UserError, match="--max-steps 6 \\(now 8\\)"):
+        _pretrain(data_dir, models["bert"], "--resume", killed, "--max-steps", "8")
+    resumed = _pretrain(data_dir, models["bert"], "--resume", killed)
+    assert resumed == killed and MlflowClient().get_run(killed).info.status == "FINISHED"
+
+    def weights(run_id):
+        return load_file(str(Path(local_checkpoint(f"runs:/{run_id}/encoder")) / "model.safetensors"))
+
+    one, other = weights(whole), weights(resumed)
+    assert one.keys() == other.keys()
+    assert max(float((one[k] - other[k]).abs().max()) for k in one) < 1e-6
