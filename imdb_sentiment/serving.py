@@ -22,6 +22,7 @@ and settings.json names the kind and what rebuilding it needs:
 import dataclasses
 import json
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -145,10 +146,54 @@ def _load_encoder(artifacts: dict, settings: dict):
     model.eval()
     max_length, truncation = int(settings["max_length"]), settings["truncation"]
     batch_size = int(settings.get("batch_size", 64))
+    precision = _scoring_precision(folder, device)
+    if precision == "int8":
+        from .encoders.scoring import dynamic_int8
+        model = dynamic_int8(model)
 
     def probabilities(reviews):
-        return predict_reviews(model, tokenizer, reviews, max_length, truncation, batch_size, device=device)
+        return predict_reviews(model, tokenizer, reviews, max_length, truncation, batch_size, device=device,
+                               precision="fp32" if precision == "int8" else precision)
     return probabilities
+
+
+# What an encoder's logged model scores in: fp32 (the default) reproduces the run's logged
+# probabilities within 1e-5; bf16 (CPUs with native bf16, GPUs) and int8 (torch's dynamic
+# quantisation, CPU) are faster and differ from them by what `make bench-predict` prints as
+# max |dp| (labels of reviews near the threshold can flip). Teacher scoring uses it (--teacher-precision).
+PRECISION_VARIABLE = "IMDB_PREDICT_PRECISION"
+
+
+def _scoring_precision(folder: Path, device) -> str:
+    import os
+
+    from .encoders.scoring import SERVED
+    from .errors import UserError
+
+    precision = os.environ.get(PRECISION_VARIABLE) or "fp32"
+    if precision not in SERVED:
+        raise UserError(f"${PRECISION_VARIABLE}={precision}: expected one of {', '.join(SERVED)}")
+    if precision == "int8" and (device.type != "cpu" or (folder / "adapter_config.json").exists()):
+        print(f"note: ${PRECISION_VARIABLE}=int8 applies to a fully fine-tuned encoder on a CPU; "
+              "this one scores in fp32", flush=True)
+        return "fp32"
+    return precision
+
+
+@contextmanager
+def scoring_precision(precision: str):
+    """Models loaded inside score their encoders in `precision` (PRECISION_VARIABLE)."""
+    import os
+
+    before = os.environ.get(PRECISION_VARIABLE)
+    os.environ[PRECISION_VARIABLE] = precision
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PRECISION_VARIABLE, None)
+        else:
+            os.environ[PRECISION_VARIABLE] = before
 
 
 def _adapter_base(settings: dict, tokenizer, device):

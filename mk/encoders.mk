@@ -1,7 +1,7 @@
 # Pretrained encoders. The families (bert, deberta-lora, rdrop, ...) train with
 # `make train-<family>` (the Makefile's pattern rule); extra flags go through ARGS,
 # e.g. make train-bert ARGS="--model <folder> --max-length 256".
-.PHONY: bench-encoder pretrain-minilm train-minilm train-minilm-lora train-minilm-rdrop train-minilm-scl
+.PHONY: bench-encoder bench-predict pretrain-minilm train-minilm train-minilm-lora train-minilm-rdrop train-minilm-scl
 
 bench-encoder: data-ready ## fine-tuning throughput: our loop vs HF Trainer padding to 512 (MiniLM)
 	$(PY) bench/encoder_throughput.py $(ARGS)
@@ -34,3 +34,6 @@ train-minilm-scl: data-ready ## all-MiniLM-L6-v2 with CE + supervised contrastiv
 # make train-minilm ARGS="--model runs:/<run id>/encoder". Killed: ARGS="--resume <run id>".
 pretrain-minilm: data-ready ## masked-LM pretraining of all-MiniLM-L6-v2 on train + unlabelled reviews (about 60 min on 2 cores)
 	$(PY) train/mlm.py --model "$(MINILM)" $(ARGS)
+
+bench-predict: data-ready ## scoring reviews with a fine-tuned encoder: fp32 vs sorted, bf16, int8, ONNX Runtime (ARGS="--run-id ID")
+	$(PY) bench/predict_speed.py $(ARGS)

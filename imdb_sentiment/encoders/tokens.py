@@ -46,11 +46,11 @@ def forward(model, batch):
 
 
 def predict_reviews(model, tokenizer, reviews, max_length: int, truncation: str = "head_tail",
-                    batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """Positive-class probabilities of raw reviews, in order."""
+                    batch_size: int = 64, device: str = "cpu", precision: str = "fp32") -> np.ndarray:
+    """Positive-class probabilities of raw reviews, in order (the forward pass in `precision`)."""
     from ..training import predict  # the loop (accelerate): only when predicting
 
     ids = tokenize(tokenizer, list(reviews), max_length, truncation)
     loader = make_loader(TokenIds(ids, np.zeros(len(ids))), batch_size, False, 0, make_collate(tokenizer))
-    probs, _ = predict(model, loader, forward, torch.device(device))
+    probs, _ = predict(model, loader, forward, torch.device(device), precision=precision)
     return probs

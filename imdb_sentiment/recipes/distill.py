@@ -64,9 +64,11 @@ def prepare(config: DistillConfig) -> Prepared:
                     context={"teacher": teacher})
 
 
-def cache_path(teacher: combine.Member) -> Path:
-    """The teacher's probabilities, beside the store its run is in (a run id names one run there)."""
-    return paths.store_dir() / "teacher_predictions" / f"{teacher.run_id}.csv"
+def cache_path(teacher: combine.Member, precision: str = "fp32") -> Path:
+    """The teacher's probabilities, beside the store its run is in (a run id names one run there);
+    scored in another precision than fp32, a file of their own."""
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return paths.store_dir() / "teacher_predictions" / f"{teacher.run_id}{suffix}.csv"
 
 
 def _write_cache(cache: Path, known: dict) -> None:
@@ -79,18 +81,21 @@ def _write_cache(cache: Path, known: dict) -> None:
         print(f"note: cannot cache the teacher's probabilities at {cache} ({error})", flush=True)
 
 
-def teacher_probabilities(teacher: combine.Member, keys: list[str], reviews: list[str], cache: Path) -> np.ndarray:
+def teacher_probabilities(teacher: combine.Member, keys: list[str], reviews: list[str], cache: Path,
+                          precision: str = "fp32") -> np.ndarray:
     """P(positive) the teacher gives each review (keys: "<file>:<id>"), scored by its logged model
-    where the cache at `cache` does not hold it yet."""
+    (its encoders in `precision`, serving.PRECISION_VARIABLE) where the cache at `cache` does not
+    hold it yet."""
     known = {}
     if cache.exists():
         frame = pd.read_csv(cache, dtype={"key": str})
         known = dict(zip(frame["key"], frame["prob_positive"]))
     todo = [i for i, key in enumerate(keys) if key not in known]
     if todo:
-        print(f"teacher {teacher.run_id[:8]} scores {len(todo)} reviews ({len(keys) - len(todo)} cached)",
-              flush=True)
-        pyfunc = serving.load(f"runs:/{teacher.run_id}/{serving.MODEL_NAME}")
+        print(f"teacher {teacher.run_id[:8]} scores {len(todo)} reviews ({len(keys) - len(todo)} cached), "
+              f"encoders in {precision}", flush=True)
+        with serving.scoring_precision(precision):
+            pyfunc = serving.load(f"runs:/{teacher.run_id}/{serving.MODEL_NAME}")
         started = time.perf_counter()
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start:start + CHUNK]
@@ -114,7 +119,8 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     if unlabeled is not None:
         keys += [f"unlabeled:{i}" for i in unlabeled["id"]]
         reviews += list(unlabeled["review"])
-    teacher_probs = teacher_probabilities(teacher, keys, reviews, cache_path(teacher))
+    teacher_probs = teacher_probabilities(teacher, keys, reviews, cache_path(teacher, config.teacher_precision),
+                                          config.teacher_precision)
     soft = combine.sigmoid(combine.logit(teacher_probs) / config.temperature)
     targets = soft.copy()
     labelled = len(train_rows)

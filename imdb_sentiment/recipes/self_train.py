@@ -52,7 +52,8 @@ def train(config: SelfTrainConfig, prepared: Prepared, splits: data.Splits, on_e
         unlabeled = unlabeled.iloc[:2 * config.limit]
     reviews = list(unlabeled["review"])
     probs = distill.teacher_probabilities(teacher, [f"unlabeled:{i}" for i in unlabeled["id"]], reviews,
-                                          distill.cache_path(teacher))
+                                          distill.cache_path(teacher, config.teacher_precision),
+                                          config.teacher_precision)
 
     def new_pipeline():
         return linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
