@@ -216,3 +216,31 @@ def precision_markdown(rows: list[dict]) -> str:
         [row["family"], f"`{model_label(row['model'])}`", "full" if row["limit"] is None else f"--limit {row['limit']}",
          str(row["tokens"] or ""), row["device"], row["precision"], str(row["processes"]), fmt.fixed(row["step_ms"], 0),
          fmt.duration(row["train_seconds"]), fmt.fixed(row["test_acc"]), row["run_id"][:8]] for row in rows])
+
+
+def unlabelled_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return ("No method has a finished run both without and with the unlabelled reviews in this experiment yet "
+                "(e.g. `make train-doc2vec` and `make train-doc2vec ARGS=--no-unlabeled`).")
+    header = ["Method", "Data", "Without: test acc", "AUC", "Training time", "With them", "Test acc", "AUC",
+              "Training time", "Gain [95% interval]", "Runs (without, with)"]
+    cells = []
+    for row in rows:
+        interval = f" [{fmt.fixed(row['gain_low'], 4, True)}, {fmt.fixed(row['gain_high'], 4, True)}]" \
+            if row["gain_low"] is not None else ""
+        extra = f" (+{fmt.duration(row['with_extra_seconds'])} before)" if row["with_extra_seconds"] else ""
+        cells.append([row["method"], "full" if row["limit"] is None else f"--limit {row['limit']}",
+                      fmt.fixed(row["without_test_acc"]), fmt.fixed(row["without_test_auc"]),
+                      fmt.duration(row["without_train_seconds"]), row["with_what"], fmt.fixed(row["with_test_acc"]),
+                      fmt.fixed(row["with_test_auc"]), fmt.duration(row["with_train_seconds"]) + extra,
+                      fmt.fixed(row["gain"], 4, True) + interval,
+                      f"{row['without_run_id'][:8]}, {row['with_run_id'][:8]}"])
+    return fmt.markdown_table(header, cells)
+
+
+def unlabelled_section(rows: list[dict], experiment: str) -> str:
+    return (f"{generated_by(experiment)}: each method trained without the 50,000 unlabelled reviews and with them, "
+            "on the same labelled data (the chosen finished run of each side). Gain: test accuracy with minus "
+            "without, its 95% interval a paired bootstrap over the test reviews both runs predicted. Training "
+            "time with them adds, in brackets, what had to run first (the mlm pretraining, the teacher).\n\n"
+            + unlabelled_markdown(rows) + "\n")

@@ -340,3 +340,80 @@ def precision_rows(runs: list[Run], select: str) -> list[dict]:
                    train_seconds=run.metrics.get("train_seconds"), test_acc=run.metrics.get("test_acc"))
         rows.append(row)
     return rows
+
+
+# What the unlabelled reviews buy: each method trained without them and with them, side by side.
+UNLABELLED_COLUMNS = ["method", "limit", "without_run_id", "without_test_acc", "without_test_auc",
+                      "without_train_seconds", "with_what", "with_run_id", "with_test_acc", "with_test_auc",
+                      "with_train_seconds", "with_extra_seconds", "gain", "gain_low", "gain_high", "gain_n"]
+MLM_SUFFIX = "+mlm"  # the model tag of an encoder fine-tuned from an mlm run (recipes/encoder.py)
+
+
+def unlabelled_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, float | None] | None:
+    """(method, whether the run learnt from the unlabelled reviews, how, the training seconds of what it
+    was made from) for a run of a method that can go either way; None for any other run."""
+    family, params, tags = run.family, run.params, run.tags
+    recipe = FAMILIES[family].recipe if family in FAMILIES else None
+    if recipe == "embedding":
+        if params.get("embeddings") != "word2vec":
+            return None
+        uses = params.get("w2v_unlabeled", "True") == "True"
+        return f"{family} on word2vec", uses, "word2vec on them", None
+    if family in ("doc2vec", "doc2vec-transductive"):
+        return family, params.get("unlabeled") == "True", "PV-DBOW vectors on them", None
+    if family == "distill":
+        return "distill (NB-LR student of a teacher)", params.get("unlabeled") == "True", \
+            "teacher's targets on them", None
+    if family in ("tfidf", "self-train"):
+        teacher = by_id.get(tags.get("teacher", ""))
+        return "TF-IDF NB-LR", family == "self-train", f"self-training ({tags.get('teacher_family', '?')} teacher)", \
+            teacher.metrics.get("train_seconds") if teacher else None
+    if "model_type" in tags:  # an encoder run
+        model = tags.get("model", "")
+        base = model.removesuffix(MLM_SUFFIX)
+        pretrained = tags.get("pretrained_from", "")
+        source = by_id.get(pretrained.split("/")[1]) if pretrained.startswith("runs:/") else None
+        method = f"{family} `{model_label(base)}` ({params.get('tokens_per_review') or params.get('max_length')} " \
+                 f"tokens, {params.get('epochs')} epoch(s))"
+        return method, model.endswith(MLM_SUFFIX), "masked-LM pretraining on them (mlm)", \
+            source.metrics.get("train_seconds") if source else None
+    return None
+
+
+def unlabelled_rows(runs: list[Run], select: str, compare=None) -> list[dict]:
+    """One row per method and data size that has a finished run without the unlabelled reviews and
+    one with them: the chosen run of each (store.select_run), and the test-accuracy gain with its
+    95% interval from compare(with_run_id, without_run_id) (a paired bootstrap over the test
+    reviews both predicted; evidence.compare_runs), where given."""
+    every = {run.run_id: run for run in runs}
+    groups: dict[tuple, dict[bool, list]] = {}
+    for run in model_runs(runs):
+        use = unlabelled_use(run, every)
+        if use is None:
+            continue
+        method, uses, what, extra = use
+        key = (method, None if run.full_data else run.params.get("limit"))
+        groups.setdefault(key, {False: [], True: []})[uses].append((run, what, extra))
+    rows = []
+    for (method, limit), sides in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] is not None,
+                                                                           -int(item[0][1] or 0))):
+        if not sides[False] or not sides[True]:
+            continue
+        without = select_run([run for run, _, _ in sides[False]], select)
+        chosen = select_run([run for run, _, _ in sides[True]], select)
+        _, what, extra = next(entry for entry in sides[True] if entry[0] is chosen)
+        row = dict.fromkeys(UNLABELLED_COLUMNS)
+        row.update(method=method, limit=limit, with_what=what, with_extra_seconds=extra,
+                   **{f"{side}_{name}": run.metrics.get(name) for side, run in (("without", without), ("with", chosen))
+                      for name in ("test_acc", "test_auc", "train_seconds")},
+                   without_run_id=without.run_id, with_run_id=chosen.run_id)
+        if row["with_test_acc"] is not None and row["without_test_acc"] is not None:
+            row["gain"] = row["with_test_acc"] - row["without_test_acc"]
+        if compare is not None:
+            try:
+                found = compare(chosen.run_id, without.run_id)
+                row.update(gain=found.difference, gain_low=found.low, gain_high=found.high, gain_n=found.n)
+            except (UserError, ValueError):
+                pass  # a run without logged predictions, or another test sample: the gain alone
+        rows.append(row)
+    return rows

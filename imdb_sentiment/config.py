@@ -429,6 +429,8 @@ class EmbeddingConfig(NetworkConfig):
     freeze_embeddings: bool = option(False, "keep the word vectors fixed while training")
     w2v_epochs: int = option(5, "word2vec training epochs", applies=WORD2VEC)
     w2v_window: int = option(5, "word2vec context window", applies=WORD2VEC)
+    w2v_unlabeled: bool = option(True, "train word2vec on the 50,000 unlabelled reviews too (at most 2N with "
+                                       "--limit N), not the training split alone", applies=WORD2VEC)
     hidden_size: int = option(128, "recurrent hidden size per direction / model width", applies=NOT_CNN)
     num_layers: int = option(1, "stacked recurrent or encoder layers", applies=NOT_CNN)
     dropout: float = option(0.3, "dropout before the classifier and between layers")
@@ -671,6 +673,8 @@ class MlmConfig(RunConfig):
     eval_every: int = option(200, "steps between measurements of the held-out loss")
     checkpoint_every: int = option(100, "steps between checkpoints (a killed run resumes from the last)")
     unlabeled: bool = option(True, "also pretrain on the 50,000 unlabelled reviews (at most 2N with --limit N)")
+    labeled: bool = option(True, "also pretrain on the training split's text; without it the encoder has read no "
+                                 "labelled review, so a fine-tuning run may use any split (--seed, --limit)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", "auto: bf16 on GPUs that have it, fp16 on CUDA GPUs that do not, bf16 on a CPU with native "
                 "bf16 (measured faster for MiniLM), else fp32")
@@ -694,6 +698,8 @@ class MlmConfig(RunConfig):
         require(self.cpu_threads >= 0, "cpu_threads", "an integer >= 0", self.cpu_threads)
         require(self.resume is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.resume)), "resume",
                 "an MLflow run id (32 hex digits)", self.resume)
+        require(self.labeled or self.unlabeled, "labeled", "some text to pretrain on (not with --no-unlabeled too)",
+                self.labeled)
 
 
 @dataclasses.dataclass

@@ -4,8 +4,8 @@
     python train/bert.py --model runs:/<run id>/encoder       # fine-tune what it made
 
 What it reads: the training split (the labelled reviews --val-fraction and --seed leave after
-holding out the validation ones) and the unlabelled reviews, less --heldout of those, kept to
-measure the masked-LM loss on. Validation and test text never reach it. The ids of the labelled
+holding out the validation ones; not with --no-labeled) and the unlabelled reviews, less
+--heldout of those, kept to measure the masked-LM loss on. Validation and test text never reach it. The ids of the labelled
 reviews it read are saved with the encoder (pretraining.json), and a fine-tuning run whose
 validation reviews are among them is refused (encoders/checkpoints.py).
 
@@ -69,8 +69,9 @@ def cut_windows(ids: list[int], length: int, cls_id: int, sep_id: int) -> list[l
 
 
 def read_text(config: MlmConfig, tokenizer) -> Text:
-    """The training split's reviews and the unlabelled ones, as windows. --heldout reviews chosen by
-    the seed are held out: unlabelled ones, or training ones with --no-unlabeled."""
+    """The training split's reviews (unless --no-labeled) and the unlabelled ones, as windows.
+    --heldout reviews chosen by the seed are held out: unlabelled ones, or training ones with
+    --no-unlabeled."""
     from .encoders.tokens import clean_reviews
 
     splits = data.load_splits(config.data_dir, config.val_fraction, config.seed, config.limit)
@@ -85,7 +86,7 @@ def read_text(config: MlmConfig, tokenizer) -> Text:
                         "reviews to hold out of; give fewer")
     held = set(np.random.default_rng(config.seed).permutation(len(source))[:config.heldout].tolist())
     kept = [row for i, row in enumerate(source) if i not in held]
-    trained_labeled = labeled if unlabeled else kept
+    trained_labeled = (labeled if unlabeled else kept) if config.labeled else []
 
     def windows_of(rows):
         ids = tokenizer(clean_reviews([review for _, review in rows]), add_special_tokens=False,

@@ -207,7 +207,7 @@ def test_the_studies_section_is_rewritten_alone(store, tmp_path):
     results = (tmp_path / "results.md").read_text()
     assert section_of(results, "studies") == section_of(text, "studies") and section_of(results, "results") == ""
     with pytest.raises(UserError, match="--sections tables: expected names of headline, results, studies, "
-                                        "combined, parallel, precision"):
+                                        "combined, parallel, precision, unlabelled"):
         tables.main(["--tracking-uri", store[0], "--out-dir", str(tmp_path), "--pages", str(readme),
                      "--sections", "tables"])
 
@@ -331,7 +331,7 @@ def test_the_published_pages_hold_the_sections_make_tables_writes():
     page shows is the very text of analysis/results.md (moved there by make tables, never typed)."""
     results = (REPO_ROOT / "analysis" / "results.md").read_text()
     assert tables.sections_in(results, "analysis/results.md") == list(tables.SECTIONS)
-    shown = {"README.md": ["headline"], "docs/search.md": ["studies"], "docs/combining.md": ["combined"],
+    shown = {"README.md": ["headline", "unlabelled"], "docs/search.md": ["studies"], "docs/combining.md": ["combined"],
              "docs/hardware.md": ["parallel", "precision"]}
     for name, sections in shown.items():
         text = (REPO_ROOT / name).read_text()
@@ -548,3 +548,48 @@ def test_the_training_loops_runs_by_precision(tmp_path):
     with open(tmp_path / "out" / "precision.csv", newline="") as handle:
         assert [(row["tokens"], row["precision"]) for row in csv.DictReader(handle)] == [
             ("128", "fp32"), ("128", "bf16"), ("256", "bf16"), ("128", "bf16"), ("128", "bf16")]
+
+
+def test_each_method_without_and_with_the_unlabelled_reviews_side_by_side(tmp_path):
+    from imdb_sentiment.store import RunStore
+    from tests.support import log_run, new_store
+
+    uri, client, experiment = new_store(tmp_path / "store")
+
+    def run(minute, family, params, test_acc, tags=None, **metrics):
+        return log_run(client, experiment, minute, tags={"family": family, **(tags or {})},
+                       params={"seed": 42, "val_fraction": 0.2, **params},
+                       metrics={"test_acc": test_acc, "best_val_acc": test_acc, "train_seconds": 60, **metrics})
+
+    plain = run(1, "doc2vec", {"unlabeled": "False"}, 0.85)
+    vectors = run(2, "doc2vec", {"unlabeled": "True"}, 0.88)
+    run(3, "doc2vec", {"unlabeled": "True", "limit": 1000}, 0.80)  # no run without them at this size: no row
+    tfidf = run(4, "tfidf", {}, 0.90)
+    student = run(5, "self-train", {}, 0.905, {"teacher": tfidf, "teacher_family": "tfidf"})
+    mlm = log_run(client, experiment, 6, tags={"family": "mlm"}, metrics={"train_seconds": 3600})
+    encoder = {"tokens_per_review": 128, "epochs": 1, "limit": 2000}
+    base = run(7, "bert", encoder, 0.80, {"model": "all-MiniLM-L6-v2", "model_type": "bert", "method": "none"})
+    adapted = run(8, "bert", encoder, 0.83, {"model": "all-MiniLM-L6-v2+mlm", "model_type": "bert", "method": "none",
+                                             "pretrained_from": f"runs:/{mlm}/encoder"})
+    run(9, "lstm", {"embeddings": "word2vec"}, 0.89)  # with them only (the default): no row
+
+    runs = RunStore(uri, "imdb-sentiment").runs()
+    rows = {row["method"]: row for row in _rows.unlabelled_rows(runs, "best")}
+    assert sorted(rows) == ["TF-IDF NB-LR", "bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch(s))", "doc2vec"]
+    assert (rows["doc2vec"]["without_run_id"], rows["doc2vec"]["with_run_id"]) == (plain, vectors)
+    assert rows["doc2vec"]["gain"] == pytest.approx(0.03) and rows["doc2vec"]["limit"] is None
+    tfidf_row = rows["TF-IDF NB-LR"]
+    assert (tfidf_row["without_run_id"], tfidf_row["with_run_id"]) == (tfidf, student)
+    assert tfidf_row["with_what"] == "self-training (tfidf teacher)" and tfidf_row["with_extra_seconds"] == 60
+    mlm_row = rows["bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch(s))"]
+    assert (mlm_row["without_run_id"], mlm_row["with_run_id"], mlm_row["limit"]) == (base, adapted, "2000")
+    assert mlm_row["with_extra_seconds"] == 3600  # the pretraining run's time, shown beside the fine-tuning's
+
+    # The section: a CSV citing both runs of each row, a table in results.md; runs without logged
+    # predictions get the gain without an interval.
+    tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
+                 "--sections", "unlabelled"])
+    cited = tables.cited_run_ids(tmp_path / "out", ["unlabelled"])
+    assert cited == {plain, vectors, tfidf, student, base, adapted}
+    section = (tmp_path / "out" / "results.md").read_text().split("<!-- unlabelled:start -->")[1]
+    assert "| doc2vec | full | 0.8500 |" in section and "+0.0300 |" in section

@@ -102,6 +102,11 @@ def test_pretraining_logs_an_encoder_that_fine_tuning_starts_from(tiny, mlflow_s
     with pytest.raises(UserError, match="pretrained on the text of .* validation reviews.*--seed 42"):
         train("bert", ["--model", f"runs:/{run_id}/encoder", "--seed", "7", *common])
     assert len(MlflowClient().search_runs([run.info.experiment_id])) == before
+    # An encoder pretrained on the unlabelled reviews alone has read no labelled review: any split will do.
+    unlabelled_only = _pretrain(data_dir, models["bert"], "--no-labeled")
+    folder = Path(local_checkpoint(f"runs:/{unlabelled_only}/encoder"))
+    assert json.loads((folder / pretraining.TEXT_FILE).read_text())["labeled_ids"] == []
+    assert train("bert", ["--model", f"runs:/{unlabelled_only}/encoder", "--seed", "7", *common]).test_acc >= 0
 
 
 def test_a_killed_pretraining_resumes_to_the_weights_of_an_uninterrupted_one(tiny, mlflow_store, monkeypatch):

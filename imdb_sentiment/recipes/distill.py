@@ -4,7 +4,7 @@ What is special about it: the targets. The teacher is any finished run that
 logged a model (by default the best ensemble run); its logged pyfunc scores
 the training split and the 50,000 unlabelled reviews once, and those
 probabilities are cached by teacher run id beside the MLflow store
-(mlflow/teacher_predictions/<id>.csv by default), so
+(mlflow/teacher_predictions/<id>.<precision>.csv by default, <id>.csv in fp32), so
 a second student of the same teacher skips them. Each review's target is
 
     labelled:    alpha * label + (1 - alpha) * sigmoid(logit(p_teacher) / T)

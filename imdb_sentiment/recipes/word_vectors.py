@@ -57,17 +57,18 @@ def word_vectors(config: EmbeddingConfig, splits: data.Splits, vocab: text.Vocab
         unlabeled_limit = 2 * config.limit if config.limit else None
         # Every file the vectors are trained on: the labelled (splits.sha256) and the unlabelled one.
         key = text.cache_key(kind="word2vec", data=splits.sha256,
-                             unlabeled=data.kaggle_sha256(config.data_dir, "unlabeled"),
+                             unlabeled=data.kaggle_sha256(config.data_dir, "unlabeled") if config.w2v_unlabeled
+                             else "none",
                              limit=config.limit, seed=config.seed,
                              val_fraction=config.val_fraction, dim=config.embedding_dim,
                              epochs=config.w2v_epochs, window=config.w2v_window)
         path = paths.cache_dir(Path(config.data_dir)) / f"word2vec-{key}.npz"
 
         def corpus():
-            unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows
-            if unlabeled_limit:
-                unlabeled = unlabeled.iloc[:unlabeled_limit]
-            reviews = list(splits.train["review"]) + list(unlabeled["review"])
+            reviews = list(splits.train["review"])
+            if config.w2v_unlabeled:
+                unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows
+                reviews += list(unlabeled["review"].iloc[:unlabeled_limit])
             print(f"training word2vec on {len(reviews)} reviews ...", flush=True)
             return text.reviews_to_tokens(reviews)
 

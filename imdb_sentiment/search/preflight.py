@@ -43,7 +43,7 @@ def check_modules(needed: dict) -> None:
 def check_data(config, recipe: str) -> None:
     from .. import data
 
-    reads_unlabeled = (recipe == "embedding" and config.embeddings == "word2vec") or \
+    reads_unlabeled = (recipe == "embedding" and config.embeddings == "word2vec" and config.w2v_unlabeled) or \
         (recipe in ("distill", "doc2vec") and config.unlabeled) or recipe == "self-train"
     kinds = ["labeled", "test"] + (["unlabeled"] if reads_unlabeled else [])
     for kind in kinds:
