@@ -201,6 +201,20 @@ def kaggle_sha256(data_dir, kind: str) -> str:
     return hashlib.sha256(_kaggle_bytes(path, kind)[0]).hexdigest()
 
 
+def unlabelled_reviews(data_dir, limit: int | None = None) -> pd.DataFrame:
+    """The unlabelled reviews a method may learn from: Kaggle's unlabelled file less its copies of
+    labelled and test reviews (it holds 373 of the former and 269 of the latter, word for word),
+    so that no validation or test review's text reaches a model through it; at most `limit`."""
+    rows = load_kaggle(data_dir, "unlabeled").rows
+
+    def same(texts):
+        return {" ".join(text.split()) for text in texts}
+
+    elsewhere = same(load_kaggle(data_dir, "labeled").rows["review"]) | same(load_kaggle(data_dir, "test").rows["review"])
+    kept = rows[[" ".join(text.split()) not in elsewhere for text in rows["review"]]]
+    return kept.iloc[:limit].reset_index(drop=True)
+
+
 def load_test(data_dir) -> pd.DataFrame:
     return load_kaggle(data_dir, "test").rows
 

@@ -1,6 +1,6 @@
 """Masked-LM pretraining of an encoder on the lab's own text: the mlm family (`make pretrain-minilm`).
 
-    python train/mlm.py --model <folder> --max-steps 2400     # one MLflow run, its model `encoder`
+    python train/mlm.py --model <folder> --max-steps 1500     # one MLflow run, its model `encoder`
     python train/bert.py --model runs:/<run id>/encoder       # fine-tune what it made
 
 What it reads: the training split (the labelled reviews --val-fraction and --seed leave after
@@ -43,15 +43,35 @@ from .errors import UserError
 from .families import model_label
 
 FILL_MASK_FILE = Path(__file__).resolve().parent / "fill_mask_model.py"
-# A pretraining run lasts --max-steps; a step of 32 windows of 128 tokens took about 1.4 s on 2
-# AMD EPYC cores in bf16 (MiniLM), so the default 2,400 steps fit an hour with its evaluations.
+
+
+class Windows:
+    """Token windows in one int32 array (70,000 reviews are about 180,000 windows of 128: 90 MB, where
+    lists of Python ints took several GB); windows[i] is window i's ids as a list."""
+
+    def __init__(self, windows: list[list[int]], length: int):
+        self.lengths = np.array([len(window) for window in windows], dtype=np.int32)
+        self.ids = np.zeros((len(windows), length), dtype=np.int32)
+        for row, window in enumerate(windows):
+            self.ids[row, :len(window)] = window
+
+    def extend(self, other: "Windows") -> "Windows":
+        self.lengths = np.concatenate([self.lengths, other.lengths])
+        self.ids = np.concatenate([self.ids, other.ids])
+        return self
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i) -> list[int]:
+        return self.ids[i, :self.lengths[i]].tolist()
 
 
 @dataclass
 class Text:
     """What a run pretrains on: token windows, and the held-out windows its loss is measured on."""
-    windows: list[list[int]]
-    heldout: list[list[int]]
+    windows: Windows
+    heldout: Windows
     labeled_ids: list[str]      # the labelled reviews read (the training split's)
     unlabeled_count: int
     tokens: int                 # in the training windows, special tokens included
@@ -78,8 +98,8 @@ def read_text(config: MlmConfig, tokenizer) -> Text:
     labeled = list(zip(splits.train["id"], splits.train["review"]))
     unlabeled = []
     if config.unlabeled:
-        rows = data.load_kaggle(config.data_dir, "unlabeled").rows
-        unlabeled = list(zip(rows["id"], rows["review"]))[:2 * config.limit if config.limit else None]
+        rows = data.unlabelled_reviews(config.data_dir, 2 * config.limit if config.limit else None)
+        unlabeled = list(zip(rows["id"], rows["review"]))
     source = unlabeled or labeled
     if config.heldout >= len(source):
         raise UserError(f"--heldout {config.heldout}: only {len(source)} {'unlabelled' if unlabeled else 'training'} "
@@ -88,15 +108,19 @@ def read_text(config: MlmConfig, tokenizer) -> Text:
     kept = [row for i, row in enumerate(source) if i not in held]
     trained_labeled = (labeled if unlabeled else kept) if config.labeled else []
 
-    def windows_of(rows):
-        ids = tokenizer(clean_reviews([review for _, review in rows]), add_special_tokens=False,
-                        verbose=False)["input_ids"]
-        return [window for review in ids
-                for window in cut_windows(review, config.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)]
+    def windows_of(rows, chunk: int = 2000):
+        windows = Windows([], config.max_length)
+        for start in range(0, len(rows), chunk):  # a chunk at a time: the tokenizer's lists stay small
+            ids = tokenizer(clean_reviews([review for _, review in rows[start:start + chunk]]),
+                            add_special_tokens=False, verbose=False, return_attention_mask=False,
+                            return_token_type_ids=False)["input_ids"]
+            windows.extend(Windows([window for review in ids for window in cut_windows(
+                review, config.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)], config.max_length))
+        return windows
 
     windows = windows_of(trained_labeled + (kept if unlabeled else []))
     return Text(windows, windows_of([source[i] for i in sorted(held)]), [str(i) for i, _ in trained_labeled],
-                len(kept) if unlabeled else 0, sum(map(len, windows)), splits.sha256)
+                len(kept) if unlabeled else 0, int(windows.lengths.sum()), splits.sha256)
 
 
 def batch_indices(step: int, batch_size: int, count: int, seed: int) -> np.ndarray:
@@ -138,13 +162,14 @@ def masked_lm_loss(model, batch):
 
 
 class _Progress:
-    """What a checkpoint holds besides what accelerate saves: the steps done, and the time and
-    tokens they took."""
+    """What a checkpoint holds besides what accelerate saves: the steps done, the time and tokens
+    they took, and the training loss summed since the last measurement."""
 
     def __init__(self):
         self.step = 0
         self.train_seconds = 0.0
         self.tokens = 0
+        self.loss_sum, self.loss_steps = 0.0, 0  # since the last measurement
 
     def state_dict(self) -> dict:
         return dict(vars(self))
@@ -174,7 +199,7 @@ def heldout_loss(model, accelerator, windows, collator, batch_size: int, seed: i
     torch.manual_seed(seed)
     with torch.no_grad():
         for start in range(0, len(windows), batch_size):
-            batch = collator([{"input_ids": ids} for ids in windows[start:start + batch_size]])
+            batch = collator([{"input_ids": windows[i]} for i in range(start, min(start + batch_size, len(windows)))])
             batch = {key: value.to(accelerator.device) for key, value in batch.items()}
             masked = int((batch["labels"] != -100).sum())
             if not masked:
@@ -274,7 +299,6 @@ def _train(config, model, optimizer, scheduler, accelerator, collator, text, pro
 
     session_start, session_tokens = time.perf_counter(), 0
     earlier_seconds = progress.train_seconds
-    loss_sum, loss_steps = 0.0, 0
     model.train()
     bar = tqdm(total=config.max_steps, initial=progress.step, desc="mlm steps", disable=not config.progress,
                mininterval=1.0, dynamic_ncols=True)
@@ -285,8 +309,8 @@ def _train(config, model, optimizer, scheduler, accelerator, collator, text, pro
         batch = {key: value.to(accelerator.device) for key, value in batch.items()}
         with accelerator.autocast():
             loss = masked_lm_loss(model, batch)
-        loss_sum += check_finite(loss, 1, step + 1, accelerator)
-        loss_steps += 1
+        progress.loss_sum += check_finite(loss, 1, step + 1, accelerator)
+        progress.loss_steps += 1
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -301,15 +325,19 @@ def _train(config, model, optimizer, scheduler, accelerator, collator, text, pro
         if progress.step % config.eval_every == 0 or done:
             per_second = session_tokens / max(1e-9, time.perf_counter() - session_start)
             held = heldout_loss(model, accelerator, text.heldout, collator, config.batch_size, config.seed)
-            metrics = {"train_loss": loss_sum / loss_steps, "heldout_loss": held,
+            metrics = {"train_loss": progress.loss_sum / progress.loss_steps, "heldout_loss": held,
                        "heldout_perplexity": math.exp(min(held, 50.0)), "tokens_per_second": per_second,
                        "lr": scheduler.get_last_lr()[0], "tokens_seen": progress.tokens}
             tracking.log_epoch(progress.step, metrics)
             bar.write(f"step {progress.step}/{config.max_steps}: train_loss {metrics['train_loss']:.3f} "
                       f"heldout_loss {held:.3f} (perplexity {metrics['heldout_perplexity']:.1f}), "
                       f"{per_second:,.0f} tokens/s")
-            loss_sum, loss_steps = 0.0, 0
-        if progress.step % config.checkpoint_every == 0 and not done:
+            progress.loss_sum, progress.loss_steps = 0.0, 0
+            measured = True
+        else:
+            measured = False
+        # After each measurement too: a resumed run never logs a step's metrics twice.
+        if (progress.step % config.checkpoint_every == 0 or measured) and not done:
             save_checkpoint(accelerator, folder)
     bar.close()
 

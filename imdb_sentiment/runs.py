@@ -42,7 +42,8 @@ from .training import FitResult, FitSettings, NonFiniteLoss, Outcome, free_space
     is_disk_full
 
 # Flags a resumed run may give differently from its first start.
-RESUME_MAY_DIFFER = {"resume", "keep_checkpoints", "progress", "device", "run_name", "data_dir", "register"}
+RESUME_MAY_DIFFER = {"resume", "keep_checkpoints", "progress", "device", "run_name", "data_dir", "register",
+                     "cpu_threads"}
 
 
 @dataclass

@@ -190,3 +190,17 @@ def test_make_data_from_a_bad_path_is_one_line(tmp_path):
     assert result.returncode != 0
     assert f"error: FROM={tmp_path / 'nope'}: no such file or directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_unlabelled_reviews_a_method_learns_from_hold_no_labelled_or_test_text(real_data_dir):
+    """Kaggle's unlabelled file repeats some labelled and test reviews word for word: those go."""
+    from imdb_sentiment import data
+
+    kept = data.unlabelled_reviews(real_data_dir)
+    norm = lambda text: " ".join(text.split())  # noqa: E731
+    elsewhere = {norm(t) for kind in ("labeled", "test") for t in data.load_kaggle(real_data_dir, kind).rows["review"]}
+    raw = data.load_kaggle(real_data_dir, "unlabeled").rows
+    copies = sum(norm(t) in elsewhere for t in raw["review"])
+    assert copies > 600  # 373 labelled and 269 test reviews, some more than once
+    assert len(kept) == len(raw) - copies and not any(norm(t) in elsewhere for t in kept["review"])
+    assert len(data.unlabelled_reviews(real_data_dir, 100)) == 100

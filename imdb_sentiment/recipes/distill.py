@@ -111,9 +111,8 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     started = time.perf_counter()
     teacher = prepared.context["teacher"]
     train_rows = splits.train
-    unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows if config.unlabeled else None
-    if unlabeled is not None and config.limit:
-        unlabeled = unlabeled.iloc[:2 * config.limit]
+    unlabeled = data.unlabelled_reviews(config.data_dir, 2 * config.limit if config.limit else None) \
+        if config.unlabeled else None
     keys = [f"labeled:{i}" for i in train_rows["id"]]
     reviews = list(train_rows["review"])
     if unlabeled is not None:

@@ -55,8 +55,7 @@ def training_documents(config: Doc2VecConfig, splits: Splits) -> tuple[list, dic
 
     parts = {"train": splits.train}
     if config.unlabeled:
-        unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows
-        parts["unlabeled"] = unlabeled.iloc[:2 * config.limit] if config.limit else unlabeled
+        parts["unlabeled"] = data.unlabelled_reviews(config.data_dir, 2 * config.limit if config.limit else None)
     if config.transductive:
         parts["test"] = splits.test[["id", "review"]]  # the labels stay behind
     documents = [TaggedDocument([sys.intern(w) for w in document_words(review, config.ngrams)], [f"{part}:{id_}"])
@@ -80,7 +79,8 @@ def cache_path(config: Doc2VecConfig) -> Path:
                          dbow_words=config.dbow_words, window=config.window, ngrams=config.ngrams,
                          min_count=config.min_count, negative=config.negative, sample=config.sample,
                          alpha=ALPHA, min_alpha=MIN_ALPHA, workers=resolved_workers(config),
-                         transductive=config.transductive, unlabeled=config.unlabeled)
+                         transductive=config.transductive, unlabeled=config.unlabeled,
+                         unlabeled_less_copies=True)  # data.unlabelled_reviews
     return paths.cache_dir(Path(config.data_dir)) / f"doc2vec-{key}.npz"
 
 

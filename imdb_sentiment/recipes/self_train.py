@@ -47,9 +47,7 @@ def pseudo_labels(probs: np.ndarray, targets: str, threshold: float) -> tuple[np
 def train(config: SelfTrainConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
     started = time.perf_counter()
     teacher = prepared.context["teacher"]
-    unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows
-    if config.limit:
-        unlabeled = unlabeled.iloc[:2 * config.limit]
+    unlabeled = data.unlabelled_reviews(config.data_dir, 2 * config.limit if config.limit else None)
     reviews = list(unlabeled["review"])
     probs = distill.teacher_probabilities(teacher, [f"unlabeled:{i}" for i in unlabeled["id"]], reviews,
                                           distill.cache_path(teacher, config.teacher_precision),

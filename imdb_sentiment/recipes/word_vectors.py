@@ -61,14 +61,14 @@ def word_vectors(config: EmbeddingConfig, splits: data.Splits, vocab: text.Vocab
                              else "none",
                              limit=config.limit, seed=config.seed,
                              val_fraction=config.val_fraction, dim=config.embedding_dim,
-                             epochs=config.w2v_epochs, window=config.w2v_window)
+                             epochs=config.w2v_epochs, window=config.w2v_window,
+                             unlabeled_less_copies=True)  # data.unlabelled_reviews
         path = paths.cache_dir(Path(config.data_dir)) / f"word2vec-{key}.npz"
 
         def corpus():
             reviews = list(splits.train["review"])
             if config.w2v_unlabeled:
-                unlabeled = data.load_kaggle(config.data_dir, "unlabeled").rows
-                reviews += list(unlabeled["review"].iloc[:unlabeled_limit])
+                reviews += list(data.unlabelled_reviews(config.data_dir, unlabeled_limit)["review"])
             print(f"training word2vec on {len(reviews)} reviews ...", flush=True)
             return text.reviews_to_tokens(reviews)
 
