@@ -349,6 +349,17 @@ UNLABELLED_COLUMNS = ["method", "limit", "without_run_id", "without_test_acc", "
 MLM_SUFFIX = "+mlm"  # the model tag of an encoder fine-tuned from an mlm run (recipes/encoder.py)
 
 
+def total_train_seconds(run: Run, by_id: dict[str, Run]) -> float | None:
+    """What it took to train a run from scratch: an ensemble's stacking plus its members' training,
+    a student's fit plus its teacher's, a fine-tuning plus the mlm run it started from; None when a
+    run it was made from is not in the store."""
+    own = run.metrics.get("train_seconds")
+    made_from = run.params.get("members", "").split(",") if run.family == "ensemble" else \
+        [run.tags[tag] for tag in ("teacher", "pretrained_run") if run.tags.get(tag)]
+    parts = [total_train_seconds(by_id[i], by_id) if i in by_id else None for i in made_from if i]
+    return None if own is None or None in parts else own + sum(parts)
+
+
 def unlabelled_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, float | None] | None:
     """(method, whether the run learnt from the unlabelled reviews, how, the training seconds of what it
     was made from) for a run of a method that can go either way; None for any other run."""
@@ -361,21 +372,22 @@ def unlabelled_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, flo
         return f"{family} on word2vec", uses, "word2vec on them", None
     if family in ("doc2vec", "doc2vec-transductive"):
         return family, params.get("unlabeled") == "True", "PV-DBOW vectors on them", None
+    teacher = by_id.get(tags.get("teacher", ""))
+    before = total_train_seconds(teacher, by_id) if teacher else None  # the teacher, from scratch
     if family == "distill":
-        return "distill (NB-LR student of a teacher)", params.get("unlabeled") == "True", \
-            "teacher's targets on them", None
+        return f"distill (NB-LR student of {tags.get('teacher_family', '?')} {tags.get('teacher', '')[:8]})", \
+            params.get("unlabeled") == "True", "teacher's targets on them", before
     if family in ("tfidf", "self-train"):
-        teacher = by_id.get(tags.get("teacher", ""))
         return "TF-IDF NB-LR", family == "self-train", f"self-training ({tags.get('teacher_family', '?')} teacher)", \
-            teacher.metrics.get("train_seconds") if teacher else None
+            before
     if "model_type" in tags:  # an encoder run
         model = tags.get("model", "")
         base = model.removesuffix(MLM_SUFFIX)
-        pretrained = tags.get("pretrained_from", "")
-        source = by_id.get(pretrained.split("/")[1]) if pretrained.startswith("runs:/") else None
+        source = by_id.get(tags.get("pretrained_run", ""))  # the mlm run that made its checkpoint
         method = f"{family} `{model_label(base)}` ({params.get('tokens_per_review') or params.get('max_length')} " \
                  f"tokens, {params.get('epochs')} epoch(s))"
-        return method, model.endswith(MLM_SUFFIX), "masked-LM pretraining on them (mlm)", \
+        return method, model.endswith(MLM_SUFFIX), \
+            f"masked-LM pretraining on them (mlm {tags.get('pretrained_run', '')[:8]})", \
             source.metrics.get("train_seconds") if source else None
     return None
 
@@ -392,11 +404,13 @@ def unlabelled_rows(runs: list[Run], select: str, compare=None) -> list[dict]:
         if use is None:
             continue
         method, uses, what, extra = use
-        key = (method, None if run.full_data else run.params.get("limit"))
+        # The same labelled data on both sides: the data size and the split.
+        key = (method, None if run.full_data else run.params.get("limit"), run.params.get("seed"),
+               run.params.get("val_fraction"))
         groups.setdefault(key, {False: [], True: []})[uses].append((run, what, extra))
     rows = []
-    for (method, limit), sides in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] is not None,
-                                                                           -int(item[0][1] or 0))):
+    for (method, limit, _, _), sides in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] is not None,
+                                                                                 -int(item[0][1] or 0))):
         if not sides[False] or not sides[True]:
             continue
         without = select_run([run for run, _, _ in sides[False]], select)

@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from imdb_sentiment.store import (Run, RunStore, add_store_arguments, latest, model_runs,
                             open_store, study_parents, trials_of)
-from analysis._rows import OTHER_TITLE, load_reference, model_tables
+from analysis._rows import OTHER_TITLE, load_reference, model_tables, total_train_seconds
 from imdb_sentiment.families import FAMILIES, TABLES
 from imdb_sentiment.errors import ArgumentParser, run_main
 
@@ -80,16 +80,6 @@ def learning_curve_figure(title: str, curves: dict[str, dict[str, list[tuple[int
 # are points like any run (the "Ensembles and distilled students" table).
 PARETO_AXES = {"train_seconds": ("pareto.png", "training time"),  # an ensemble's or student's: total_train_seconds
                "predict_seconds_per_1k": ("pareto_prediction.png", "prediction time per 1,000 reviews")}
-
-
-def total_train_seconds(run: Run, by_id: dict[str, Run]) -> float | None:
-    """What it took to train a run from scratch: an ensemble's stacking plus its members' training,
-    a student's fit plus its teacher's; None when a run it was made from is not in the store."""
-    own = run.metrics.get("train_seconds")
-    made_from = run.params.get("members", "").split(",") if run.family == "ensemble" else \
-        [run.tags["teacher"]] if run.family in ("distill", "self-train") and "teacher" in run.tags else []
-    parts = [total_train_seconds(by_id[i], by_id) if i in by_id else None for i in made_from if i]
-    return None if own is None or None in parts else own + sum(parts)
 
 
 def pareto_figure(points_by_table: dict[str, list[tuple[float, float, str]]], what: str = "training time"):
@@ -184,7 +174,7 @@ def make_plots(store: RunStore, select: str, out_dir: Path, log: bool) -> list[P
             written.append(save(learning_curve_figure(table.title, curves),
                                 out_dir / f"learning_curves_{table.key}.png"))
 
-    table_of = {name: TABLES[family.table] for name, family in FAMILIES.items()}
+    table_of = {name: TABLES[family.table] for name, family in FAMILIES.items() if family.table in TABLES}
     finished = model_runs(runs)
     by_id = {run.run_id: run for run in finished}
     for metric, (name, what) in PARETO_AXES.items():

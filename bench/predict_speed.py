@@ -62,10 +62,9 @@ def load_encoder(run_id: str, scratch: Path):
     """(model, tokenizer, settings) of the run's logged encoder model."""
     import json
 
-    import mlflow
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{serving.MODEL_NAME}", dst_path=str(scratch)))
+    folder = serving.download_model(run_id, scratch)
     settings = json.loads(next(folder.rglob("settings.json")).read_text())
     if settings.get("kind") != "encoder":
         raise UserError(f"--run-id {run_id}: its model is a {settings.get('kind')} model, not an encoder")
@@ -127,7 +126,7 @@ def main(argv=None):
         if pd.isna(row.reviews_per_s):
             print(f"{row.way:15}  skipped: {row.note}")
         else:
-            print(f"{row.way:15}{row.reviews_per_s:10.1f}{row.speedup:8.2f}x{row.max_abs_dp:10.1e}{row.flipped:8d}"
+            print(f"{row.way:15}{row.reviews_per_s:10.1f}{row.speedup:8.2f}x{row.max_abs_dp:10.1e}{int(row.flipped):8d}"
                   f"{row.accuracy:9.4f}")
     tags = {"benchmark": "predict_speed", "measured_run": run.run_id}
     with tracking.start_run(f"bench-predict-{time.strftime('%Y%m%d-%H%M%S')}", tags,

@@ -20,12 +20,13 @@ import numpy as np
 
 from . import paths, store
 from .errors import UserError
+from .families import FAMILIES
 
 # The params that decide which reviews a run trained, validated and tested on.
 SPLIT_PARAMS = ("data_sha256", "seed", "val_fraction", "limit")
 SPLIT_HASH = "val_split_sha256"
 # Families made of other runs: never members of an "all families" ensemble.
-COMBINED_FAMILIES = ("ensemble", "distill", "self-train")
+COMBINED_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.table == "combined")
 
 
 @dataclass(frozen=True)

@@ -372,7 +372,7 @@ def _log_encoder(model, tokenizer, config: MlmConfig, text: Text, model_type: st
         _add_base_extras(folder, model, config.model)
         tokenizer.save_pretrained(folder)
         (folder / TEXT_FILE).write_text(json.dumps({
-            "base_model": model_label(config.model), "model_type": model_type, "seed": config.seed,
+            "run_id": mlflow.active_run().info.run_id, "base_model": model_label(config.model), "model_type": model_type, "seed": config.seed,
             "val_fraction": config.val_fraction, "limit": config.limit, "unlabeled_reviews": text.unlabeled_count,
             "labeled_ids": text.labeled_ids}, indent=1))
         from .serving import PACKAGE_DIR, pip_requirements

@@ -314,18 +314,23 @@ def _load_doc2vec(artifacts: dict, settings: dict):
 
 # --- ensemble: its members' model folders and the stacker -------------------------------------
 
+def download_model(run_id: str, folder: Path) -> Path:
+    """The folder of the model a run logged (MLmodel, artifacts/settings.json, ...), downloaded into `folder`."""
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{MODEL_NAME}", dst_path=str(folder)))
+
+
 def log_ensemble_model(members: list[tuple[str, str]], coef, intercept: float, threshold: float = 0.5):
     """Log a stacked ensemble: each member's logged model (members: (run id, family) in the
     order of coef) copied inside it, and the stacker's weights on their logits. It loads and
-    serves on its own, without the member runs or their store."""
-    import mlflow
-
+    serves on its own, without the member runs or their store (a LoRA member on an mlm run's
+    encoder reads that encoder from the store: encoders/checkpoints.py)."""
     with tempfile.TemporaryDirectory(prefix="imdb-pyfunc-") as scratch:
         scratch = Path(scratch)
         folders, kinds = {}, set()
         for index, (run_id, _) in enumerate(members):
-            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{MODEL_NAME}",
-                                                              dst_path=str(scratch / f"member{index}")))
+            folder = download_model(run_id, scratch / f"member{index}")
             folders[f"member{index}"] = folder.relative_to(scratch)
             kinds.add(json.loads((folder / "artifacts" / "settings.json").read_text())["kind"])
         settings = {"members": [{"run_id": run_id, "family": family, "artifact": f"member{index}"}

@@ -570,7 +570,7 @@ def test_each_method_without_and_with_the_unlabelled_reviews_side_by_side(tmp_pa
     encoder = {"tokens_per_review": 128, "epochs": 1, "limit": 2000}
     base = run(7, "bert", encoder, 0.80, {"model": "all-MiniLM-L6-v2", "model_type": "bert", "method": "none"})
     adapted = run(8, "bert", encoder, 0.83, {"model": "all-MiniLM-L6-v2+mlm", "model_type": "bert", "method": "none",
-                                             "pretrained_from": f"runs:/{mlm}/encoder"})
+                                             "pretrained_from": f"runs:/{mlm}/encoder", "pretrained_run": mlm})
     run(9, "lstm", {"embeddings": "word2vec"}, 0.89)  # with them only (the default): no row
 
     runs = RunStore(uri, "imdb-sentiment").runs()

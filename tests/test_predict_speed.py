@@ -50,6 +50,13 @@ def test_every_way_is_measured_against_fp32_on_the_same_reviews(minilm_run, real
     assert len(runs) == 1 and runs[0].data.tags["measured_run"] == run_id
     assert runs[0].data.metrics["int8_speedup"] == pytest.approx(table.loc["int8", "speedup"])
 
+    # A way this CPU cannot run (bf16 without native bf16) is a row saying why, on any host.
+    from imdb_sentiment.encoders import scoring
+    monkeypatch.setattr(scoring, "unavailable", lambda way: "not here" if way == "bf16" else None)
+    skipped = script_main("predict_speed")(["--data-dir", str(real_data_dir), "--run-id", run_id, "--reviews", "10",
+                                            "--warm-up", "2", "--ways", "fp32,bf16", "--experiment", "test"])
+    assert skipped.set_index("way").loc["bf16", "note"] == "not here"
+
 
 def test_the_logged_model_scores_in_int8_when_asked_and_fp32_reproduces_the_run(minilm_run, real_data_dir,
                                                                                monkeypatch):

@@ -1,6 +1,7 @@
 """The mlm family: masked-LM pretraining on train + unlabelled text, resumable, and fine-tuning from it."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +91,14 @@ def test_pretraining_logs_an_encoder_that_fine_tuning_starts_from(tiny, mlflow_s
     assert tuned.data.tags["pretrained_from"] == f"runs:/{run_id}/encoder"
     assert tuned.data.tags["model"] == "bert+mlm" and tuned.data.params["model"] == f"runs:/{run_id}/encoder"
 
-    # From the registered version too, as a LoRA adapter whose logged model resolves its base the same way.
-    from imdb_sentiment import serving
-    lora = train("bert", ["--model", "models:/imdb-encoder/1", "--method", "lora", *common])
+    # From a registered alias too, as a LoRA adapter: the run and its logged model name the base by its
+    # model id, so that moving the alias later changes neither; served, it gives the run's probabilities.
+    from imdb_sentiment import model_registry, serving
+    from imdb_sentiment.encoders.checkpoints import ENCODER_NAME
+    model_registry.register_model(run_id, "imdb-encoder", alias="champion", model_name=ENCODER_NAME)
+    lora = train("bert", ["--model", "models:/imdb-encoder@champion", "--method", "lora", *common])
+    pinned = MlflowClient().get_run(lora.run_id).data.tags["pretrained_model"]
+    assert pinned.startswith("models:/m-") and MlflowClient().get_run(lora.run_id).data.tags["pretrained_run"] == run_id
     served = serving.predict_probabilities(serving.load(f"runs:/{lora.run_id}/model"), list(splits.test["review"]))
     logged = store.logged_predictions(lora.run_id, "test")
     assert np.max(np.abs(served - logged["prob_positive"].to_numpy())) < 1e-5
@@ -110,34 +116,36 @@ def test_pretraining_logs_an_encoder_that_fine_tuning_starts_from(tiny, mlflow_s
 
 
 def test_a_killed_pretraining_resumes_to_the_weights_of_an_uninterrupted_one(tiny, mlflow_store, monkeypatch):
+    """Killed in the middle of step 5 (checkpoints after steps 2, 3 (a measurement) and 4), resumed:
+    the same weights and the same logged losses as a run never stopped."""
     from mlflow.tracking import MlflowClient
     from safetensors.torch import load_file
 
-    from imdb_sentiment import training
     from imdb_sentiment.encoders.checkpoints import local_checkpoint
 
     data_dir, models = tiny
     whole = _pretrain(data_dir, models["bert"])
 
-    saved = []
-    real_save = training.save_checkpoint
+    real_loss, steps = pretraining.masked_lm_loss, []
 
-    def save_then_die(accelerator, folder):
-        real_save(accelerator, folder)
-        saved.append(folder)
-        if len(saved) == 2:  # after step 4 of 6
-            raise KeyboardInterrupt
+    def dies_in_step_5(model, batch):
+        if model.training:
+            steps.append(1)
+            if len(steps) == 5:
+                raise KeyboardInterrupt
+        return real_loss(model, batch)
 
-    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(pretraining, "masked_lm_loss", dies_in_step_5)
     with pytest.raises(KeyboardInterrupt):
         _pretrain(data_dir, models["bert"])
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
-    killed = MlflowClient().search_runs(MlflowClient().get_experiment_by_name("test").experiment_id,
-                                        "attributes.status = 'KILLED'")[0].info.run_id
+    monkeypatch.setattr(pretraining, "masked_lm_loss", real_loss)
+    client = MlflowClient()
+    killed = client.search_runs(client.get_experiment_by_name("test").experiment_id,
+                                "attributes.status = 'KILLED'")[0].info.run_id
     with pytest.raises(UserError, match="--max-steps 6 \\(now 8\\)"):
         _pretrain(data_dir, models["bert"], "--resume", killed, "--max-steps", "8")
     resumed = _pretrain(data_dir, models["bert"], "--resume", killed)
-    assert resumed == killed and MlflowClient().get_run(killed).info.status == "FINISHED"
+    assert resumed == killed and client.get_run(killed).info.status == "FINISHED"
 
     def weights(run_id):
         return load_file(str(Path(local_checkpoint(f"runs:/{run_id}/encoder")) / "model.safetensors"))
@@ -145,3 +153,32 @@ def test_a_killed_pretraining_resumes_to_the_weights_of_an_uninterrupted_one(tin
     one, other = weights(whole), weights(resumed)
     assert one.keys() == other.keys()
     assert max(float((one[k] - other[k]).abs().max()) for k in one) < 1e-6
+    for metric in ("train_loss", "heldout_loss"):
+        history = {run: [(m.step, round(m.value, 5)) for m in client.get_metric_history(run, metric)]
+                   for run in (whole, resumed)}
+        assert history[whole] == history[resumed] and [step for step, _ in history[whole]] == [3, 6]
+
+
+def test_a_bad_encoder_uri_is_one_line_and_the_labs_store_is_the_one_read(tiny, mlflow_store, monkeypatch, tmp_path):
+    import mlflow
+
+    from imdb_sentiment import paths
+    from imdb_sentiment.encoders.checkpoints import local_checkpoint
+
+    data_dir, models = tiny
+    run_id = _pretrain(data_dir, models["bert"])
+    for uri, message in [("runs:/abc/encoder", "expected runs:/<run id>/encoder"),
+                         (f"runs:/{run_id}", "expected runs:/<run id>/encoder"),
+                         ("models:/imdb-encoder/latest", "expected runs:/"),
+                         (f"runs:/{'0' * 32}/encoder", "no such run"),
+                         (f"runs:/{run_id}/model", "logged no model 'model'"),
+                         ("models:/nothing/1", "no registered model 'nothing'"),
+                         ("models:/m-0123abcd", "not found in")]:
+        with pytest.raises(UserError, match=re.escape(f"--model {uri}: ") + ".*" + re.escape(message)):
+            local_checkpoint(uri)
+    # With no MLFLOW_TRACKING_URI the lab's own store (mlflow/ in the repo) is read, whatever MLflow's
+    # own default (a mlflow.db in the working directory) would be.
+    monkeypatch.setattr(paths, "MLFLOW_DIR", Path(mlflow_store.removeprefix("sqlite:///")).parent)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set_tracking_uri sets it too
+    assert (Path(local_checkpoint(f"runs:/{run_id}/encoder")) / "config.json").is_file()

@@ -10,7 +10,9 @@ The logged model is downloaded once, by its immutable model id, beside the MLflo
 """
 
 import json
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from .. import paths
@@ -26,44 +28,79 @@ def is_mlflow_uri(name: str) -> bool:
     return name.startswith(URI_PREFIXES)
 
 
-def _model_id(uri: str) -> str:
-    """The logged model's id behind a runs:/ or models:/ URI (model_uri_problem found it exists)."""
-    import re
+# The URIs that name an mlm run's encoder: a run's, a registered version's or alias's, or the logged
+# model's own id (what a LoRA adapter records as its base: immutable, where an alias moves).
+URI_FORMS = {"run": re.compile(r"runs:/([0-9a-f]{32})/([^/]+)"),
+             "version": re.compile(r"models:/([^/@]+)/([0-9]+)"),
+             "alias": re.compile(r"models:/([^/@]+)@([^/@]+)"),
+             "model id": re.compile(r"models:/(m-[0-9a-f]+)")}
+FORMS_HELP = "runs:/<run id>/encoder, models:/NAME/VERSION, models:/NAME@ALIAS or models:/m-<model id>"
 
+
+def logged_model_id(uri: str, flag: str = "--model") -> str:
+    """The id of the logged model `uri` names (checked: an mlm run's encoder); else one line naming
+    the flag and what is wrong. Reads the store paths.default_tracking_uri() names."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from ..model_registry import logged_model
+    from ..model_registry import logged_model, model_uri_problem
 
-    if match := re.fullmatch(r"runs:/([^/]+)/(.+)", uri):
-        return logged_model(*match.groups()).model_id
-    name, alias, version = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(.+))", uri).groups()
+    mlflow.set_tracking_uri(paths.default_tracking_uri())  # the lab's store, not MLflow's default
+    form = next((name for name, pattern in URI_FORMS.items() if pattern.fullmatch(uri)), None)
+    if form is None:
+        raise UserError(f"{flag} {uri}: expected {FORMS_HELP}")
     client = MlflowClient()
-    found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    return found.source.removeprefix("models:/")
+    try:
+        if form == "model id":
+            found = client.get_logged_model(uri.removeprefix("models:/"))
+        else:
+            problem = model_uri_problem(uri, ENCODER_MODEL_TYPE,
+                                        "an encoder an mlm run pretrained (make pretrain-minilm)")
+            if problem:
+                raise UserError(f"{flag} {uri}: {problem}")
+            if form == "run":
+                found = logged_model(*URI_FORMS["run"].fullmatch(uri).groups())
+            else:
+                name, which = URI_FORMS[form].fullmatch(uri).groups()
+                version = client.get_model_version_by_alias(name, which) if form == "alias" else \
+                    client.get_model_version(name, which)
+                found = client.get_logged_model(version.source.removeprefix("models:/"))
+    except MlflowException as error:
+        raise UserError(f"{flag} {uri}: not found in {paths.default_tracking_uri()} "
+                        f"({str(error).splitlines()[0]})") from None
+    if found is None or found.model_type != ENCODER_MODEL_TYPE:
+        raise UserError(f"{flag} {uri}: not an encoder an mlm run pretrained (make pretrain-minilm)")
+    return found.model_id
+
+
+def pinned(name: str, flag: str = "--model") -> str:
+    """An mlm run's encoder by its logged model's id (models:/m-<id>), whatever URI named it: what a
+    run records, so that a moved alias never changes what it was trained or is served on; `name`
+    itself when it is no URI."""
+    return f"models:/{logged_model_id(name, flag)}" if is_mlflow_uri(name) else name
 
 
 def local_checkpoint(name: str, flag: str = "--model") -> str:
-    """The folder an mlm run's encoder lies in, downloaded once; `name` itself when it is no URI."""
+    """The folder an mlm run's encoder lies in, downloaded once by its model id; `name` itself when
+    it is no URI."""
     if not is_mlflow_uri(name):
         return name
     import mlflow
 
-    from ..model_registry import model_uri_problem
-
-    problem = model_uri_problem(name, ENCODER_MODEL_TYPE, "an encoder an mlm run pretrained (make pretrain-minilm)")
-    if problem is None and not name.startswith(URI_PREFIXES[0]) and "/" not in name[len("models:/"):] \
-            and "@" not in name:
-        problem = "name a version or an alias: models:/NAME/VERSION or models:/NAME@ALIAS"
-    if problem:
-        raise UserError(f"{flag} {name}: {problem}")
-    target = paths.store_dir() / "pretrained" / _model_id(name)
+    model_id = logged_model_id(name, flag)
+    target = paths.store_dir() / "pretrained" / model_id
     if not target.is_dir():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A folder of this process's own, renamed once complete: processes that download at once
+        # (torchrun ranks, study workers) never write into one another's.
+        partial = Path(tempfile.mkdtemp(prefix=f"{model_id}.", dir=target.parent))
         print(f"downloading {name} to {target}", flush=True)
-        mlflow.artifacts.download_artifacts(name, dst_path=str(partial))
-        partial.rename(target)
+        mlflow.artifacts.download_artifacts(f"models:/{model_id}", dst_path=str(partial))
+        try:
+            partial.rename(target)
+        except OSError:  # another process finished first: its copy is the same model
+            shutil.rmtree(partial, ignore_errors=True)
     found = sorted(target.rglob(TEXT_FILE))
     if not found:
         raise UserError(f"{flag} {name}: {target} holds no {TEXT_FILE}: not an mlm run's encoder")

@@ -40,15 +40,18 @@ def prepare(config: EncoderConfig) -> Prepared:
     if config.backend == "unsloth":
         import unsloth  # noqa: F401  (unsloth patches transformers: it must come first)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    checkpoint = checkpoints.local_checkpoint(config.model)
+    source = checkpoints.pinned(config.model)  # an mlm run's encoder by its model id
+    checkpoint = checkpoints.local_checkpoint(source)
     base_config = model_config(checkpoint)
     model_type = base_config.model_type
     label, tags = model_label(config.model), {}
-    pretraining = checkpoints.pretraining_of(checkpoint) if checkpoint != config.model else None
-    if pretraining is not None:  # an mlm run's encoder: its validation reviews must be unseen text
+    pretraining = checkpoints.pretraining_of(checkpoint)
+    if pretraining is not None:  # an mlm run's encoder (by URI or its folder): validation must be unseen text
         splits = data.load_splits(config.data_dir, config.val_fraction, config.seed, config.limit)
         checkpoints.check_unseen(config.model, pretraining, splits.val["id"])
-        label, tags = f"{pretraining['base_model']}+mlm", {"pretrained_from": config.model}
+        label, tags = f"{pretraining['base_model']}+mlm", {"pretrained_from": config.model,
+                                                            "pretrained_model": source,
+                                                            "pretrained_run": pretraining.get("run_id", "")}
     check_method(config, model_type)
     use_threads(config.cpu_threads)
     budget = token_budget(config, base_config)
@@ -64,13 +67,13 @@ def prepare(config: EncoderConfig) -> Prepared:
                     params=params,
                     summary=f"; {config.model} ({model_type}), method {config.method}, "
                             f"regulariser {config.regulariser}",
-                    context={"model_type": model_type, "tokens": budget, "checkpoint": checkpoint})
+                    context={"model_type": model_type, "tokens": budget, "checkpoint": checkpoint, "source": source})
 
 
 def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epoch) -> Trained:
     model_type, device = prepared.context["model_type"], prepared.device
-    named = config.model  # as given (logged): an mlm run's URI loads from its downloaded folder
-    config = dataclasses.replace(config, model=prepared.context["checkpoint"])
+    source = prepared.context["source"]  # an mlm run's encoder as models:/<model id>, else config.model
+    config = dataclasses.replace(config, model=prepared.context["checkpoint"])  # the folder it loads from
     devices.set_seed(config.seed)  # the same head initialisation whatever ran before
     if config.backend == "unsloth":
         model, tokenizer = load_unsloth_model(config, model_type)
@@ -109,7 +112,7 @@ def train(config: EncoderConfig, prepared: Prepared, splits: data.Splits, on_epo
                     "quantize": config.quantize, "compute_dtype": _compute_dtype(model, prepared.precision)}
         if config.method != "none":  # a URI, which the server resolves as training did, or a folder
             local = Path(config.model).expanduser()
-            settings["base_model"] = named if checkpoints.is_mlflow_uri(named) else \
+            settings["base_model"] = source if checkpoints.is_mlflow_uri(source) else \
                 str(local.resolve()) if local.exists() else config.model
         serving.log_encoder_model(model, tokenizer, settings, threshold)
 

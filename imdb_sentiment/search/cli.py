@@ -154,6 +154,9 @@ def parse_search_args(preset_name: str | None, argv=None, prog: str | None = Non
     given_family = pre.family is not _UNSET
     family_name = pre.family if given_family else preset.family if preset else SearchConfig.family
     family, overrides = resolve(family_name)
+    if not family.recipe_of().classifier:
+        raise UserError(f"--family {family_name}: its runs make no classifier to score a trial by "
+                        "(it pretrains an encoder); search the family that fine-tunes it")
     config_cls = family.recipe_of().config_class()
     if preset:
         preset.check(preset_name, family_name, {**family.defaults, **overrides})

@@ -87,5 +87,7 @@ def check_ready(setup) -> None:
         raise UserError(f"{error.name} is not installed ({setup.family.name} needs it): run `make setup` "
                         f"(pip install -r requirements.txt)") from None
     if setup.family.recipe == "encoder":
+        from ..encoders.checkpoints import local_checkpoint
+
         for model in dict.fromkeys(config.model for config in configs):
-            check_tokenizer(model)
+            check_tokenizer(local_checkpoint(model))  # an mlm run's encoder: its downloaded folder
