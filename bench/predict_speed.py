@@ -86,6 +86,7 @@ def main(argv=None):
     if unknown:
         raise UserError(f"--ways: unknown {', '.join(unknown)}; known: {', '.join(WAYS)}")
     tracking.configure(None, config.experiment)  # the store runs:/ URIs are read from
+    tracking.quiet_mlflow()  # no download bars
     use_all_cores()
     run = encoder_run(config)
     test = data.stratified_sample(data.load_test(config.data_dir), config.reviews, config.seed)

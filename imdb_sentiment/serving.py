@@ -160,19 +160,35 @@ def _load_encoder(artifacts: dict, settings: dict):
 # What an encoder's logged model scores in: fp32 (the default) reproduces the run's logged
 # probabilities within 1e-5; bf16 (CPUs with native bf16, GPUs) and int8 (torch's dynamic
 # quantisation, CPU) are faster and differ from them by what `make bench-predict` prints as
-# max |dp| (labels of reviews near the threshold can flip). Teacher scoring uses it (--teacher-precision).
+# max |dp| (labels of reviews near the threshold can flip); auto: bf16 where native, else fp32.
+# Teacher scoring uses it (--teacher-precision).
 PRECISION_VARIABLE = "IMDB_PREDICT_PRECISION"
+
+
+def resolve_scoring_precision(precision: str, device=None) -> str:
+    """fp32, bf16 or int8 for a requested scoring precision; auto: bf16 where `device` (default: the
+    one a model loads on) has it natively, else fp32."""
+    from .encoders.scoring import SERVED
+    from .errors import UserError
+
+    if precision not in ("auto", *SERVED):
+        raise UserError(f"${PRECISION_VARIABLE}={precision}: expected one of auto, {', '.join(SERVED)}")
+    if precision != "auto":
+        return precision
+    import torch
+
+    from .device import cpu_has_native_bf16
+
+    device = device or _device()
+    native = cpu_has_native_bf16() if device.type == "cpu" else \
+        device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    return "bf16" if native else "fp32"
 
 
 def _scoring_precision(folder: Path, device) -> str:
     import os
 
-    from .encoders.scoring import SERVED
-    from .errors import UserError
-
-    precision = os.environ.get(PRECISION_VARIABLE) or "fp32"
-    if precision not in SERVED:
-        raise UserError(f"${PRECISION_VARIABLE}={precision}: expected one of {', '.join(SERVED)}")
+    precision = resolve_scoring_precision(os.environ.get(PRECISION_VARIABLE) or "fp32", device)
     if precision == "int8" and (device.type != "cpu" or (folder / "adapter_config.json").exists()):
         print(f"note: ${PRECISION_VARIABLE}=int8 applies to a fully fine-tuned encoder on a CPU; "
               "this one scores in fp32", flush=True)

@@ -19,6 +19,13 @@ def train(family, data_dir, run_name, *argv):
                                  *argv])
 
 
+def teacher_cache(run) -> str:
+    """The teacher cache a student run read: one per precision its teacher scored in (auto: bf16 on a
+    CPU with native bf16, else fp32, whose file has no suffix)."""
+    precision = run.data.params["teacher_precision_resolved"]
+    return f"{run.data.tags['teacher']}{'' if precision == 'fp32' else '.' + precision}.csv"
+
+
 def logged_test_probabilities(client, run_id, folder):
     path = client.download_artifacts(run_id, "predictions.csv", str(folder))
     return pd.read_csv(path, dtype={"id": str})
@@ -63,7 +70,7 @@ def test_a_student_learns_from_the_teacher_on_unlabelled_reviews(ensemble_run, m
 
     # The teacher scored the training split and the unlabelled reviews, never validation or test ones.
     splits = load_splits(real_data_dir, 0.2, 42, 200)
-    cache = pd.read_csv(tmp_path / "mlflow" / "teacher_predictions" / f"{ensemble_run}.int8.csv")
+    cache = pd.read_csv(tmp_path / "mlflow" / "teacher_predictions" / teacher_cache(run))
     keys = set(cache["key"])
     assert {f"labeled:{i}" for i in splits.train["id"]} <= keys and len(keys) == 560
     assert not keys & {f"labeled:{i}" for i in splits.val["id"]}
@@ -148,7 +155,7 @@ def test_self_training_fits_the_pseudo_labels_the_teacher_was_sure_of_then_its_o
     client, run = finished_run(mlflow_store, "self")
     assert run.data.tags["family"] == "self-train" and run.data.tags["teacher"] == ensemble_run
     # Round 1 fitted exactly the unlabelled reviews the teacher was >= 0.8 sure of (its cached scores).
-    cache = pd.read_csv(tmp_path / "mlflow" / "teacher_predictions" / f"{ensemble_run}.int8.csv")
+    cache = pd.read_csv(tmp_path / "mlflow" / "teacher_predictions" / teacher_cache(run))
     unlabelled = cache[cache["key"].str.startswith("unlabeled:")]["prob_positive"].to_numpy()
     assert len(unlabelled) == 400  # 2 x --limit, and no labelled review: self-training keeps true labels
     rounds = MlflowClient().get_metric_history(run.info.run_id, "pseudo_labelled")

@@ -118,8 +118,9 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     if unlabeled is not None:
         keys += [f"unlabeled:{i}" for i in unlabeled["id"]]
         reviews += list(unlabeled["review"])
-    teacher_probs = teacher_probabilities(teacher, keys, reviews, cache_path(teacher, config.teacher_precision),
-                                          config.teacher_precision)
+    precision = serving.resolve_scoring_precision(config.teacher_precision)  # the cache is the one it makes
+    tracking.log_params({"teacher_precision_resolved": precision})
+    teacher_probs = teacher_probabilities(teacher, keys, reviews, cache_path(teacher, precision), precision)
     soft = combine.sigmoid(combine.logit(teacher_probs) / config.temperature)
     targets = soft.copy()
     labelled = len(train_rows)
