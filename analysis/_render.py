@@ -242,5 +242,5 @@ def unlabelled_section(rows: list[dict], experiment: str) -> str:
     return (f"{generated_by(experiment)}: each method trained without the 50,000 unlabelled reviews and with them, "
             "on the same labelled data (the chosen finished run of each side). Gain: test accuracy with minus "
             "without, its 95% interval a paired bootstrap over the test reviews both runs predicted. Training "
-            "time with them adds, in brackets, what had to run first (the mlm pretraining, the teacher).\n\n"
+            "time with them adds, in parentheses, what had to run first (the mlm pretraining, the teacher).\n\n"
             + unlabelled_markdown(rows) + "\n")

@@ -384,10 +384,11 @@ def unlabelled_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, flo
         model = tags.get("model", "")
         base = model.removesuffix(MLM_SUFFIX)
         source = by_id.get(tags.get("pretrained_run", ""))  # the mlm run that made its checkpoint
+        epochs = params.get("epochs")
         method = f"{family} `{model_label(base)}` ({params.get('tokens_per_review') or params.get('max_length')} " \
-                 f"tokens, {params.get('epochs')} epoch(s))"
+                 f"tokens, {epochs} epoch{'' if epochs == '1' else 's'})"
         return method, model.endswith(MLM_SUFFIX), \
-            f"masked-LM pretraining on them (mlm {tags.get('pretrained_run', '')[:8]})", \
+            f"masked-LM pretraining on them (mlm run {tags.get('pretrained_run', '?')[:8]})", \
             source.metrics.get("train_seconds") if source else None
     return None
 

@@ -238,5 +238,10 @@ def add_store_arguments(parser) -> None:
 
 
 def open_store(args) -> RunStore:
-    return RunStore(args.tracking_uri or paths.default_tracking_uri(),
-                    args.experiment or paths.experiment_name())
+    """The store an analysis script reads (--tracking-uri, --experiment); its runs' artifacts
+    (logged_predictions) are read from it too."""
+    import mlflow
+
+    store = RunStore(args.tracking_uri or paths.default_tracking_uri(), args.experiment or paths.experiment_name())
+    mlflow.set_tracking_uri(store.tracking_uri)
+    return store

@@ -575,13 +575,13 @@ def test_each_method_without_and_with_the_unlabelled_reviews_side_by_side(tmp_pa
 
     runs = RunStore(uri, "imdb-sentiment").runs()
     rows = {row["method"]: row for row in _rows.unlabelled_rows(runs, "best")}
-    assert sorted(rows) == ["TF-IDF NB-LR", "bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch(s))", "doc2vec"]
+    assert sorted(rows) == ["TF-IDF NB-LR", "bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch)", "doc2vec"]
     assert (rows["doc2vec"]["without_run_id"], rows["doc2vec"]["with_run_id"]) == (plain, vectors)
     assert rows["doc2vec"]["gain"] == pytest.approx(0.03) and rows["doc2vec"]["limit"] is None
     tfidf_row = rows["TF-IDF NB-LR"]
     assert (tfidf_row["without_run_id"], tfidf_row["with_run_id"]) == (tfidf, student)
     assert tfidf_row["with_what"] == "self-training (tfidf teacher)" and tfidf_row["with_extra_seconds"] == 60
-    mlm_row = rows["bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch(s))"]
+    mlm_row = rows["bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch)"]
     assert (mlm_row["without_run_id"], mlm_row["with_run_id"], mlm_row["limit"]) == (base, adapted, "2000")
     assert mlm_row["with_extra_seconds"] == 3600  # the pretraining run's time, shown beside the fine-tuning's
 

@@ -81,6 +81,15 @@ def pinned(name: str, flag: str = "--model") -> str:
     return f"models:/{logged_model_id(name, flag)}" if is_mlflow_uri(name) else name
 
 
+def source_run(name: str) -> str:
+    """The run that logged the encoder `name` (a URI) names; "" for anything else."""
+    if not is_mlflow_uri(name):
+        return ""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(paths.default_tracking_uri()).get_logged_model(logged_model_id(name)).source_run_id or ""
+
+
 def local_checkpoint(name: str, flag: str = "--model") -> str:
     """The folder an mlm run's encoder lies in, downloaded once by its model id; `name` itself when
     it is no URI."""

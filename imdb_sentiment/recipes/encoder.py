@@ -51,7 +51,8 @@ def prepare(config: EncoderConfig) -> Prepared:
         checkpoints.check_unseen(config.model, pretraining, splits.val["id"])
         label, tags = f"{pretraining['base_model']}+mlm", {"pretrained_from": config.model,
                                                             "pretrained_model": source,
-                                                            "pretrained_run": pretraining.get("run_id", "")}
+                                                            "pretrained_run": pretraining.get("run_id")
+                                                            or checkpoints.source_run(source)}
     check_method(config, model_type)
     use_threads(config.cpu_threads)
     budget = token_budget(config, base_config)
