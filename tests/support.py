@@ -54,7 +54,7 @@ def write_kaggle_files(folder: Path, n: int = 60) -> Path:
         labeled.append(f'"{i}_{rating}"\t{int(positive)}\t"{review}"')
         test.append(f'"{1000 + i}_{rating}"\t"{review} \\"quoted\\""')
         # Not a copy of a labelled review: data.unlabelled_reviews drops those, as Kaggle's file holds some.
-        unlabeled.append(f'"{5000 + i}_0"\t"{pool[i % 3]} Unlabelled number {i}."')
+        unlabeled.append(f'"{5000 + i}_0"\t"{pool[i % 3]} Review number {5000 + i}."')
     for name, lines in (("labeledTrainData.tsv", labeled), ("testData.tsv", test),
                         ("unlabeledTrainData.tsv", unlabeled)):
         (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
