@@ -14,9 +14,10 @@ only what is special about it, as two functions:
                                     inside the run: fit, and say how to
                                     predict a split and log the model
 
-on_epoch(epoch, metrics) runs after each epoch is logged (a search trial
-reports and prunes there by raising); parent_run_id nests the run under a
-study; extra_tags are added to its tags.
+on_epoch(epoch, metrics, last) runs after each epoch is logged, last true
+when no epoch follows (a search trial reports there, and prunes by raising
+while epochs remain); parent_run_id nests the run under a study; extra_tags
+are added to its tags.
 
 Several processes (torchrun, `make train-<family> NPROC=N`): every process
 trains its shard and predicts; only the main one opens, logs and ends the
@@ -84,7 +85,7 @@ def fitted_once(metrics: dict, started: float, on_epoch: Callable | None) -> Fit
     metrics = {**metrics, "epoch_seconds": time.perf_counter() - started}
     tracking.log_epoch(1, metrics)
     if on_epoch:
-        on_epoch(1, metrics)
+        on_epoch(1, metrics, True)
     return FitResult(best_epoch=1, best_val_acc=metrics["val_acc"],
                      history=[{"train_loss": float("nan"), "val_loss": float("nan"), "train_acc": float("nan"),
                                **metrics}],

@@ -370,8 +370,9 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         optimizer=None) -> FitResult:
     """Train with early stopping on validation accuracy; the best epoch's weights are restored.
 
-    Each epoch ends with a checkpoint when settings.checkpoint_dir is set, before on_epoch
-    runs (so a run stopped there resumes after that epoch)."""
+    Each epoch ends with a checkpoint when settings.checkpoint_dir is set, before
+    on_epoch(epoch, metrics, last) runs (so a run stopped there resumes after that epoch);
+    last is true when no epoch follows (the last one, or early stopping ends here)."""
     compute_loss = compute_loss or cross_entropy_loss(forward)
     device = torch.device(device)
     precision = devices.resolve_precision(settings.precision, device, recurrent=devices.has_lstm(model))
@@ -454,9 +455,10 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
         state.train_seconds = earlier_seconds + time.perf_counter() - session_start
         if folder is not None:
             save_checkpoint(accelerator, folder)
+        stopping = bool(settings.patience) and state.stale >= settings.patience
         if on_epoch:
-            on_epoch(epoch, metrics)
-        if settings.patience and state.stale >= settings.patience:
+            on_epoch(epoch, metrics, epoch == settings.epochs or stopping)
+        if stopping:
             if main:
                 print(f"early stop: no val_acc gain for {state.stale} epochs", flush=True)
             break
@@ -476,11 +478,11 @@ def fit_logged(model, train_loader, val_loader, settings: FitSettings, device, f
     """fit() with each epoch's metrics logged to the active MLflow run (by the main process)
     before on_epoch (a search trial's report / prune) sees them."""
 
-    def epoch_done(epoch, metrics):
+    def epoch_done(epoch, metrics, last):
         if devices.is_main_process():
             tracking.log_epoch(epoch, metrics)
         if on_epoch:
-            on_epoch(epoch, metrics)
+            on_epoch(epoch, metrics, last)
 
     return fit(model, train_loader, val_loader, settings, device, forward=forward,
                compute_loss=compute_loss, on_epoch=epoch_done)

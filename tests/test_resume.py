@@ -20,7 +20,7 @@ def lstm(data_dir, *extra):
     return parse("lstm", ["--data-dir", str(data_dir), *TINY, *extra])
 
 
-def stop_after_first_epoch(epoch, metrics):
+def stop_after_first_epoch(epoch, metrics, last):
     if epoch == 1:
         raise KeyboardInterrupt  # as Ctrl-C would, right after epoch 1 was logged and saved
 
@@ -110,7 +110,7 @@ def test_a_run_killed_while_replacing_its_checkpoint_resumes_from_the_complete_o
                                   logged_predictions(client, whole.run_id, tmp_path)["prob_positive"])
 
 
-def stop_after_epoch_two(epoch, metrics):
+def stop_after_epoch_two(epoch, metrics, last):
     if epoch == 2:
         raise KeyboardInterrupt
 

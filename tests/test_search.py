@@ -147,7 +147,8 @@ def test_resume_then_budget_stops_the_study(tiny_data_dir, tmp_path, mlflow_stor
 
 
 def scripted_training(family, config, on_epoch=None, parent_run_id=None, extra_tags=None):
-    """A stand-in for runs.run_family whose validation accuracy falls with the trial number."""
+    """A stand-in for runs.run_family whose validation accuracy falls with the trial number
+    over config.epochs epochs (scripted_study's 3 unless a test says otherwise)."""
     from imdb_sentiment import tracking
     from imdb_sentiment.training import Outcome
 
@@ -159,11 +160,11 @@ def scripted_training(family, config, on_epoch=None, parent_run_id=None, extra_t
     history = []
     with tracking.start_run(config.run_name, {"family": family, **extra_tags}, {"max_length": config.max_length},
                             parent_run_id=parent_run_id) as run:
-        for epoch in (1, 2, 3):
+        for epoch in range(1, config.epochs + 1):
             metrics = {"val_acc": 1.0 - 0.1 * number + 0.01 * epoch}
             history.append(metrics)
             tracking.log_epoch(epoch, metrics)
-            on_epoch(epoch, metrics)
+            on_epoch(epoch, metrics, epoch == config.epochs)
         tracking.log_final({"best_val_acc": history[-1]["val_acc"]})
     return Outcome(run.info.run_id, history[-1]["val_acc"], history[-1]["val_acc"], history)
 
@@ -186,7 +187,8 @@ def scripted_study(name: str, n_trials: int, tmp_path, monkeypatch, *argv) -> li
     monkeypatch.setattr(runs, "run_family", scripted_training)
     storage = sqlite_storage(tmp_path)
     search.main("max_length", ["--storage", storage, "--study-name", name, "--n-trials", str(n_trials),
-                               "--budget-gpu-hours", "1", "--confirm", "0", *argv])  # scripted: no test predictions
+                               "--budget-gpu-hours", "1", "--confirm", "0",  # scripted: no test predictions
+                               "--epochs", "3", *argv])
     return trials_of(storage, name)
 
 
@@ -209,6 +211,16 @@ def test_median_pruner_prunes_and_states_reach_mlflow(tmp_path, mlflow_store, mo
     reached = {int(c.data.tags["trial_number"]): c.data.tags.get("epochs_trained") for c in children}
     assert reached == {0: "3", 1: "3", 2: None, 3: "3", 4: "1", 5: "1"}
     assert [t.user_attrs.get("epochs_trained") for t in trials] == [3, 3, None, 3, 1, 1]
+
+
+def test_a_trial_that_trained_its_last_epoch_is_not_pruned(tmp_path, mlflow_store, monkeypatch, tiny_data_dir):
+    # One epoch each: trials 4 and 5 lag as above, but have nothing left to train. Pruning them
+    # would throw away results already paid for (and, with two workers, made CI's state
+    # assertions hang on which trials the other worker had finished).
+    trials = scripted_study("last-epoch", 6, tmp_path, monkeypatch, "--pruner", "median", "--epochs", "1",
+                            "--data-dir", str(tiny_data_dir))
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert [t.value for t in trials[4:]] == pytest.approx([0.61, 0.51])
 
 
 def test_a_non_finite_loss_prunes_the_trial_with_its_reason_and_the_study_goes_on(tmp_path, mlflow_store,

@@ -59,8 +59,8 @@ def test_best_epoch_weights_are_restored():
     model = tiny_lstm()
     settings = FitSettings(epochs=6, lr=0.02, patience=0, progress=False)
 
-    def sabotage(epoch, metrics):
-        if epoch == settings.epochs:  # after the last evaluation: flip every prediction
+    def sabotage(epoch, metrics, last):
+        if last:  # after the last evaluation: flip every prediction
             with torch.no_grad():
                 model.head[-1].weight.mul_(-1)
                 model.head[-1].bias.mul_(-1)
@@ -224,7 +224,7 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_same_model(tmp_path):
     fit(whole, train, val, settings, torch.device("cpu"), forward=forward_batch)
     expected, _ = predict(whole, val, forward_batch, torch.device("cpu"))
 
-    def stop(epoch, metrics):
+    def stop(epoch, metrics, last):
         if epoch == 1:
             raise KeyboardInterrupt
 

@@ -85,7 +85,7 @@ def train(config: SelfTrainConfig, prepared: Prepared, splits: data.Splits, on_e
         if best is None or metrics["val_acc"] > best[1]:
             best = (round_, metrics["val_acc"], pipeline, val_probs)
         if on_epoch:
-            on_epoch(round_, metrics)
+            on_epoch(round_, metrics, round_ == config.rounds)
         if round_ < config.rounds:
             probs = pipeline[1:].predict_proba(unlabelled)[:, 1]  # the student labels the next round's
     best_round, best_val_acc, pipeline, val_probs = best

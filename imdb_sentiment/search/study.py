@@ -37,11 +37,14 @@ def make_objective(setup, parent_run_id: str):
     objectives = setup.search.objective_names
 
     def pruning(trial):
-        """on_epoch: report validation accuracy, stop a lagging trial (one objective only)."""
-        def on_epoch(epoch, metrics):
+        """on_epoch: report validation accuracy, stop a lagging trial while epochs remain (one
+        objective only). After its last epoch a trial is paid for: pruning it then would only
+        throw its result away, and whether it did would hang on which trials other workers had
+        finished by then."""
+        def on_epoch(epoch, metrics, last):
             trial.report(metrics["val_acc"], epoch)
             trial.set_user_attr("epochs_trained", epoch)  # the fidelity it reached (a pruner's rung)
-            if trial.should_prune():
+            if not last and trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: val_acc {metrics['val_acc']:.4f}")
         return on_epoch if objectives == ("val_acc",) else None
 
