@@ -53,9 +53,10 @@ data-ready: setup
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 NATIVE_BF16 = $(PY) -c "import sys; from imdb_sentiment.device import cpu_has_native_bf16 as n; sys.exit(not n())"
 
-# Every core runs tests (pytest-xdist), a test module per worker: its fixtures are built once. A
-# worker that crashes fails its tests and is not restarted (a restarted one could hang the run).
-PARALLEL := -n auto --dist loadfile --max-worker-restart 0
+# Every core runs tests (pytest-xdist), a test module per worker: its fixtures are built once,
+# the longest modules first (tests/conftest.py, LONGEST_FIRST; xdist would reorder by test count).
+# A worker that crashes fails its tests and is not restarted (a restarted one could hang the run).
+PARALLEL := -n auto --dist loadfile --no-loadscope-reorder --max-worker-restart 0
 
 test: setup ## run the whole test suite (what CI runs), then the precision tests as an AVX2 host
 	$(PY) -m pytest -q $(PARALLEL) $(PYTEST_ARGS)

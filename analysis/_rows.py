@@ -365,6 +365,8 @@ def unlabelled_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, flo
     was made from) for a run of a method that can go either way; None for any other run."""
     family, params, tags = run.family, run.params, run.tags
     recipe = FAMILIES[family].recipe if family in FAMILIES else None
+    if family == "ensemble":
+        return _ensemble_use(run, by_id)
     if recipe == "embedding":
         if params.get("embeddings") != "word2vec":
             return None
@@ -391,6 +393,20 @@ def unlabelled_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, flo
             f"masked-LM pretraining on them (mlm run {tags.get('pretrained_run', '?')[:8]})", \
             source.metrics.get("train_seconds") if source else None
     return None
+
+
+def _ensemble_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, float | None] | None:
+    """An ensemble learnt from the unlabelled reviews when a member did: the best stack of runs that
+    never saw them beside the best that may use them. None when a member is not in the store
+    (whether it used them is unknown)."""
+    members = [by_id.get(run_id) for run_id in run.params.get("members", "").split(",") if run_id]
+    if not members or None in members:
+        return None
+    learnt = [member for member in members if (unlabelled_use(member, by_id) or (None, False))[1]]
+    seconds = [total_train_seconds(member, by_id) for member in members]
+    return "stacked ensemble", bool(learnt), \
+        "members that did: " + ", ".join(f"{member.family} {member.run_id[:8]}" for member in learnt), \
+        sum(seconds) if None not in seconds else None
 
 
 def unlabelled_rows(runs: list[Run], select: str, compare=None) -> list[dict]:

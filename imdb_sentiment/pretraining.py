@@ -220,8 +220,7 @@ def pretrain(config: MlmConfig) -> str:
     from .encoders.architectures import model_config
     from .encoders.loading import use_threads
     from .runs import check_resumable, checkpoint_dir
-    from .training import check_finite, decay_groups, has_checkpoint, linear_schedule, load_checkpoint, \
-        save_checkpoint
+    from .training import decay_groups, has_checkpoint, linear_schedule, load_checkpoint
 
     started = time.perf_counter()
     tracking.check_store()
@@ -272,8 +271,7 @@ def pretrain(config: MlmConfig) -> str:
             print(f"resumed after step {progress.step} of {config.max_steps}", flush=True)
         elif config.config_file:
             tracking.log_config_file(config.config_file)
-        _train(config, model, optimizer, scheduler, accelerator, collator, text, progress, folder,
-               check_finite, save_checkpoint)
+        _train(config, model, optimizer, scheduler, accelerator, collator, text, progress, folder)
         encoder = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
         _log_encoder(encoder, tokenizer, config, text, base_config.model_type)
         tracking.log_final({"train_seconds": progress.train_seconds,
@@ -292,10 +290,11 @@ def pretrain(config: MlmConfig) -> str:
     return run_id
 
 
-def _train(config, model, optimizer, scheduler, accelerator, collator, text, progress, folder,
-           check_finite, save_checkpoint) -> None:
+def _train(config, model, optimizer, scheduler, accelerator, collator, text, progress, folder) -> None:
     import torch
     from tqdm.auto import tqdm
+
+    from .training import check_finite, save_checkpoint
 
     session_start, session_tokens = time.perf_counter(), 0
     earlier_seconds = progress.train_seconds

@@ -468,8 +468,7 @@ def fit(model, train_loader, val_loader, settings: FitSettings, device, forward:
     result = FitResult(best_epoch=state.best_epoch, best_val_acc=state.best_val_acc, history=state.history,
                        train_seconds=earlier_seconds + time.perf_counter() - session_start, precision=precision,
                        earlier_seconds=earlier_seconds)
-    accelerator.free_memory()
-    devices.free_memory()
+    accelerator.free_memory()  # its references to the model and optimizer, then garbage and the device's cache
     return result
 
 

@@ -12,12 +12,16 @@ from tests.support import find_real_data, write_kaggle_files
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-# The modules that take longest, first: `make test` runs the suite on every core (pytest-xdist,
-# a module per worker so that its fixtures are built once), and a long module started last
-# would leave the other cores idle at the end.
-LONGEST_FIRST = ["test_reference_settings.py", "test_search.py", "test_encoders.py", "test_served_runs.py",
-                 "test_classic_families.py", "test_end_to_end.py", "test_serving.py", "test_concurrent_store.py",
-                 "test_distill.py", "test_resume.py", "test_training.py"]
+# The modules that take longest, first (their summed test durations in `make test`, most first):
+# `make test` runs the suite on every core (pytest-xdist, a module per worker so that its
+# fixtures are built once), and a long module started last leaves the other cores idle at the
+# end. The Makefile passes --no-loadscope-reorder: xdist's default order (most tests first) put
+# the two-test, four-minute test_reference_settings.py last.
+LONGEST_FIRST = ["test_reference_settings.py", "test_search.py", "test_search_distributed.py", "test_encoders.py",
+                 "test_distill.py", "test_pretraining.py", "test_classic_families.py", "test_end_to_end.py",
+                 "test_served_runs.py", "test_resume.py", "test_training.py", "test_concurrent_store.py",
+                 "test_predict_speed.py", "test_doc2vec.py", "test_mlflow_ui_browser.py", "test_distributed.py",
+                 "test_serving.py"]
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the precision marker must be there by then

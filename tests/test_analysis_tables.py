@@ -572,10 +572,20 @@ def test_each_method_without_and_with_the_unlabelled_reviews_side_by_side(tmp_pa
     adapted = run(8, "bert", encoder, 0.83, {"model": "all-MiniLM-L6-v2+mlm", "model_type": "bert", "method": "none",
                                              "pretrained_from": f"runs:/{mlm}/encoder", "pretrained_run": mlm})
     run(9, "lstm", {"embeddings": "word2vec"}, 0.89)  # with them only (the default): no row
+    # Ensembles: each member swapped for its counterpart that learnt from them; one with a member
+    # that is not in the store could be either, so it is no row's.
+    stack = run(10, "ensemble", {"members": f"{tfidf},{plain}"}, 0.91)
+    stack_with = run(11, "ensemble", {"members": f"{student},{vectors}"}, 0.92)
+    run(12, "ensemble", {"members": f"{student},{'f' * 32}"}, 0.99)
 
     runs = RunStore(uri, "imdb-sentiment").runs()
     rows = {row["method"]: row for row in _rows.unlabelled_rows(runs, "best")}
-    assert sorted(rows) == ["TF-IDF NB-LR", "bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch)", "doc2vec"]
+    assert sorted(rows) == ["TF-IDF NB-LR", "bert `all-MiniLM-L6-v2` (128 tokens, 1 epoch)", "doc2vec",
+                            "stacked ensemble"]
+    ensemble_row = rows["stacked ensemble"]
+    assert (ensemble_row["without_run_id"], ensemble_row["with_run_id"]) == (stack, stack_with)
+    assert ensemble_row["with_what"] == f"members that did: self-train {student[:8]}, doc2vec {vectors[:8]}"
+    assert ensemble_row["with_extra_seconds"] == 180  # the members from scratch: student 60 + its teacher 60, vectors 60
     assert (rows["doc2vec"]["without_run_id"], rows["doc2vec"]["with_run_id"]) == (plain, vectors)
     assert rows["doc2vec"]["gain"] == pytest.approx(0.03) and rows["doc2vec"]["limit"] is None
     tfidf_row = rows["TF-IDF NB-LR"]
@@ -590,6 +600,6 @@ def test_each_method_without_and_with_the_unlabelled_reviews_side_by_side(tmp_pa
     tables.main(["--tracking-uri", uri, "--experiment", "imdb-sentiment", "--out-dir", str(tmp_path / "out"),
                  "--sections", "unlabelled"])
     cited = tables.cited_run_ids(tmp_path / "out", ["unlabelled"])
-    assert cited == {plain, vectors, tfidf, student, base, adapted}
+    assert cited == {plain, vectors, tfidf, student, base, adapted, stack, stack_with}
     section = (tmp_path / "out" / "results.md").read_text().split("<!-- unlabelled:start -->")[1]
     assert "| doc2vec | full | 0.8500 |" in section and "+0.0300 |" in section
