@@ -334,6 +334,12 @@ def require(condition: bool, field: str, expected: str, value) -> None:
         raise UserError(f"{flag(field)}: expected {expected}, got {value!r}")
 
 
+def require_run_id(field: str, value: str | None) -> None:
+    """An optional flag naming an MLflow run (--resume, --teacher): None or 32 lowercase hex digits."""
+    require(value is None or bool(re.fullmatch(r"[0-9a-f]{32}", value)), field, "an MLflow run id (32 hex digits)",
+            value)
+
+
 def _default_data_dir() -> str:
     from .paths import data_dir
     return str(data_dir())
@@ -397,8 +403,7 @@ class NetworkConfig(RunConfig):
         super().__post_init__()
         require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         require(self.max_length >= 8, "max_length", "an integer >= 8", self.max_length)
-        require(self.resume is None or (len(self.resume) == 32 and set(self.resume) <= set("0123456789abcdef")),
-                "resume", "an MLflow run id (32 hex digits)", self.resume)
+        require_run_id("resume", self.resume)
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1", self.eval_batch_size)
         require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
@@ -615,8 +620,7 @@ class DistillConfig(TfidfConfig):
         super().__post_init__()
         require(self.temperature > 0, "temperature", "a positive number", self.temperature)
         require(0.0 <= self.alpha <= 1.0, "alpha", "a number in [0, 1]", self.alpha)
-        require(self.teacher is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.teacher)), "teacher",
-                "an MLflow run id (32 hex digits)", self.teacher)
+        require_run_id("teacher", self.teacher)
 
 
 @dataclasses.dataclass
@@ -698,8 +702,7 @@ class MlmConfig(RunConfig):
         require(self.eval_every >= 1, "eval_every", "an integer >= 1", self.eval_every)
         require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
         require(self.cpu_threads >= 0, "cpu_threads", "an integer >= 0", self.cpu_threads)
-        require(self.resume is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.resume)), "resume",
-                "an MLflow run id (32 hex digits)", self.resume)
+        require_run_id("resume", self.resume)
         require(self.labeled or self.unlabeled, "labeled", "some text to pretrain on (not with --no-unlabeled too)",
                 self.labeled)
 
@@ -723,5 +726,4 @@ class SelfTrainConfig(TfidfConfig):
         super().__post_init__()
         require(0.5 <= self.threshold < 1.0, "threshold", "a number in [0.5, 1)", self.threshold)
         require(self.rounds >= 1, "rounds", "an integer >= 1", self.rounds)
-        require(self.teacher is None or bool(re.fullmatch(r"[0-9a-f]{32}", self.teacher)), "teacher",
-                "an MLflow run id (32 hex digits)", self.teacher)
+        require_run_id("teacher", self.teacher)

@@ -143,6 +143,15 @@ def test_a_run_logs_no_field_it_does_not_use_and_its_config_file(mlflow_store, t
     assert open(logged).read() == path.read_text()
 
 
+@pytest.mark.parametrize("name, flag", [("lstm", "--resume"), ("bert", "--resume"), ("mlm", "--resume"),
+                                        ("distill", "--teacher"), ("self-train", "--teacher")])
+def test_a_flag_naming_a_run_takes_only_a_run_id(name, flag):
+    run_id = "0123456789abcdef" * 2
+    assert getattr(parse(name, [flag, run_id]), flag[2:]) == run_id
+    for wrong in (run_id.upper(), run_id[:-1], f"runs:/{run_id}"):
+        assert one_line_error(name, [flag, wrong]) == f"{flag}: expected an MLflow run id (32 hex digits), got {wrong!r}"
+
+
 # ---------------------------------------------------------------- TF-IDF: --max-iter, never --epochs
 
 @pytest.mark.parametrize("name", ["tfidf", "distill"])
