@@ -33,8 +33,8 @@ def minilm_run(tmp_path_factory, real_data_dir):
 def test_every_way_is_measured_against_fp32_on_the_same_reviews(minilm_run, real_data_dir, monkeypatch):
     uri, run_id = minilm_run
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    table = script_main("predict_speed")(["--data-dir", str(real_data_dir), "--run-id", run_id, "--reviews", "40",
-                                          "--warm-up", "8", "--batch-size", "8", "--max-length", "256",
+    table = script_main("predict_speed")(["--data-dir", str(real_data_dir), "--run-id", run_id, "--reviews", "24",
+                                          "--warm-up", "4", "--batch-size", "8", "--max-length", "128",
                                           "--experiment", "test"]).set_index("way")
     assert table.loc["fp32", "max_abs_dp"] == 0 and table.loc["fp32", "speedup"] == 1
     # The same arithmetic in another order or runtime: the same probabilities.
