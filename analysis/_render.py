@@ -228,11 +228,13 @@ def unlabelled_markdown(rows: list[dict]) -> str:
     for row in rows:
         interval = f" [{fmt.fixed(row['gain_low'], 4, True)}, {fmt.fixed(row['gain_high'], 4, True)}]" \
             if row["gain_low"] is not None else ""
-        extra = f" (+{fmt.duration(row['with_extra_seconds'])} before)" if row["with_extra_seconds"] else ""
+        def before(side):
+            return f" (+{fmt.duration(row[f'{side}_extra_seconds'])} before)" if row[f"{side}_extra_seconds"] else ""
         cells.append([row["method"], "full" if row["limit"] is None else f"--limit {row['limit']}",
                       fmt.fixed(row["without_test_acc"]), fmt.fixed(row["without_test_auc"]),
-                      fmt.duration(row["without_train_seconds"]), row["with_what"], fmt.fixed(row["with_test_acc"]),
-                      fmt.fixed(row["with_test_auc"]), fmt.duration(row["with_train_seconds"]) + extra,
+                      fmt.duration(row["without_train_seconds"]) + before("without"), row["with_what"],
+                      fmt.fixed(row["with_test_acc"]), fmt.fixed(row["with_test_auc"]),
+                      fmt.duration(row["with_train_seconds"]) + before("with"),
                       fmt.fixed(row["gain"], 4, True) + interval,
                       f"{row['without_run_id'][:8]}, {row['with_run_id'][:8]}"])
     return fmt.markdown_table(header, cells)
@@ -242,5 +244,7 @@ def unlabelled_section(rows: list[dict], experiment: str) -> str:
     return (f"{generated_by(experiment)}: each method trained without the 50,000 unlabelled reviews and with them, "
             "on the same labelled data (the chosen finished run of each side). Gain: test accuracy with minus "
             "without, its 95% interval a paired bootstrap over the test reviews both runs predicted. Training "
-            "time with them adds, in parentheses, what had to run first (the mlm pretraining, the teacher).\n\n"
+            "time adds, in parentheses, what had to run first (the mlm pretraining, the teacher, an ensemble's "
+            "members). Stacked ensemble: the best stack of runs that never saw them beside the best stack with "
+            "a member that did.\n\n"
             + unlabelled_markdown(rows) + "\n")

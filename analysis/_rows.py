@@ -344,7 +344,7 @@ def precision_rows(runs: list[Run], select: str) -> list[dict]:
 
 # What the unlabelled reviews buy: each method trained without them and with them, side by side.
 UNLABELLED_COLUMNS = ["method", "limit", "without_run_id", "without_test_acc", "without_test_auc",
-                      "without_train_seconds", "with_what", "with_run_id", "with_test_acc", "with_test_auc",
+                      "without_train_seconds", "without_extra_seconds", "with_what", "with_run_id", "with_test_acc", "with_test_auc",
                       "with_train_seconds", "with_extra_seconds", "gain", "gain_low", "gain_high", "gain_n"]
 MLM_SUFFIX = "+mlm"  # the model tag of an encoder fine-tuned from an mlm run (recipes/encoder.py)
 
@@ -433,8 +433,10 @@ def unlabelled_rows(runs: list[Run], select: str, compare=None) -> list[dict]:
         without = select_run([run for run, _, _ in sides[False]], select)
         chosen = select_run([run for run, _, _ in sides[True]], select)
         _, what, extra = next(entry for entry in sides[True] if entry[0] is chosen)
+        without_extra = next(entry[2] for entry in sides[False] if entry[0] is without)
         row = dict.fromkeys(UNLABELLED_COLUMNS)
         row.update(method=method, limit=limit, with_what=what, with_extra_seconds=extra,
+                   without_extra_seconds=without_extra,
                    **{f"{side}_{name}": run.metrics.get(name) for side, run in (("without", without), ("with", chosen))
                       for name in ("test_acc", "test_auc", "train_seconds")},
                    without_run_id=without.run_id, with_run_id=chosen.run_id)
