@@ -101,14 +101,16 @@ def test_resume_then_budget_stops_the_study(tiny_data_dir, tmp_path, mlflow_stor
     trials = trials_of(storage)
     assert [t.number for t in trials] == [0, 1, 2] and all(t.state.name == "COMPLETE" for t in trials)
 
-    # A budget that covers about one more trial (by the mean so far) stops it after one or two.
+    # A budget that covers about one more trial (by the mean so far) starts at least that one, and
+    # none that the budget could not cover as its check saw it. How many fit depends on how long
+    # each took, which another test's load on the cores changes: no count is asserted beyond that.
     before = budget_of(trials)
     budget = before.spent + 1.5 * before.estimate
     third = run_script(max_length_command(tiny_data_dir, storage, "--n-trials", "50",
                                           "--budget-gpu-hours", repr(budget)))
     assert "no further trial: budget" in third.stdout
     trials = trials_of(storage)
-    assert 4 <= len(trials) <= 5, [t.number for t in trials]
+    assert len(trials) >= 4, [t.number for t in trials]
     after = budget_of(trials)
     assert after.spent + after.estimate > budget  # stopped because the next trial would not fit
     check_budget_records(trials[3:], budget)

@@ -86,15 +86,15 @@ def test_two_workers_share_one_study(postgres_url, mlflow_server, tiny_data_dir)
         assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
 
         # 2. A budget shared by both: room for 1.5 more trials by the mean so far. The first worker
-        #    to check starts one; the other sees that trial's reservation and starts none (or one
-        #    more if the first had already finished well under the estimate).
+        #    to check starts one; the other sees that trial's reservation and starts none (or more
+        #    if trials finish well under the estimate: no count is asserted beyond the first).
         before = budget_of(trials)
         budget = before.spent + 1.5 * before.estimate
         outputs = run_workers(command("--n-trials", "100", "--budget-gpu-hours", repr(budget)), env)
         assert all("no further trial: budget" in output for output in outputs)
         trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
         numbers = [t.number for t in trials]
-        assert numbers == list(range(len(trials))) and 5 <= len(trials) <= 6, numbers
+        assert numbers == list(range(len(trials))) and len(trials) >= 5, numbers
         assert all(t.state.name == "COMPLETE" for t in trials), [t.state.name for t in trials]
         check_budget_records(trials[4:], budget)
         after = budget_of(trials)
