@@ -11,6 +11,7 @@ This module writes runs; store.py reads them, model_registry.py finds logged
 models and registers them.
 """
 
+import functools
 import json
 import logging
 import platform
@@ -44,8 +45,43 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+class _Writing:
+    """How deep this process is in whole_write blocks, and a SIGTERM that came during one."""
+    depth = 0
+    pending: int | None = None
+
+
 def _raise_terminated(signum, frame):
+    if _Writing.depth:  # mid-write: raised once the write is whole
+        _Writing.pending = signum
+        return
     raise Terminated(f"signal {signum}")
+
+
+@contextmanager
+def whole_write():
+    """A write to the store that SIGTERM does not cut in half: the signal waits for its end.
+
+    Raised in the middle of a SQLite write, Terminated left the write's transaction holding
+    the database lock, so ending the run KILLED then failed with "database is locked" and
+    the run stayed RUNNING (test_tracking's SIGTERM test, on a loaded CI machine)."""
+    _Writing.depth += 1
+    try:
+        yield
+    finally:
+        _Writing.depth -= 1
+        if not _Writing.depth and _Writing.pending is not None:
+            signum, _Writing.pending = _Writing.pending, None
+            raise Terminated(f"signal {signum}")
+
+
+def _whole(write):
+    """write(...) inside whole_write()."""
+    @functools.wraps(write)
+    def whole(*args, **kwargs):
+        with whole_write():
+            return write(*args, **kwargs)
+    return whole
 
 
 def _artifact_location_for(uri: str) -> str | None:
@@ -281,6 +317,7 @@ def run_params(config, extra: dict | None = None) -> dict:
     return params
 
 
+@_whole
 def log_params(params: dict) -> None:
     import mlflow
 
@@ -288,18 +325,21 @@ def log_params(params: dict) -> None:
     mlflow.log_params({k: (str(v)[:6000] if v is not None else "None") for k, v in params.items()})
 
 
+@_whole
 def set_tags(tags: dict) -> None:
     import mlflow
 
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
+@_whole
 def log_epoch(epoch: int, metrics: dict) -> None:
     import mlflow
 
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=epoch)
 
 
+@_whole
 def log_final(metrics: dict) -> None:
     import mlflow
 
@@ -349,6 +389,7 @@ def run_status(run_id: str) -> str | None:
         return None
 
 
+@_whole
 def set_run_status(run_id: str, status: str, tags: dict | None = None) -> None:
     """Tag a run that is not this process's active one and set its status.
 
@@ -368,6 +409,7 @@ def set_run_status(run_id: str, status: str, tags: dict | None = None) -> None:
         client.set_terminated(run_id, status=status)
 
 
+@_whole
 def log_datasets(splits: list[tuple[str, str, object, Path]]) -> None:
     """Each (context, name, rows, source file) as an MLflow dataset input of the active run: the
     runs table's Dataset column and the run page show them. MLflow keeps a dataset's schema,

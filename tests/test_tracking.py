@@ -117,6 +117,25 @@ def test_interrupted_script_exits_128_plus_signal_naming_the_killed_runs(mlflow_
                     f"{outer.info.run_id} (outer) ended KILLED"]
 
 
+def test_sigterm_in_the_middle_of_a_store_write_waits_for_its_end(mlflow_store, monkeypatch):
+    # CI: a SIGTERM landing inside log_metrics's SQLite transaction left the database locked, so the
+    # run could not be ended KILLED (exit 1, the run RUNNING). The signal now waits for the write.
+    real_log_metrics = mlflow.log_metrics
+
+    def log_metrics_signalled_midway(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # start_run's handler runs here, before the write
+        return real_log_metrics(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_metrics", log_metrics_signalled_midway)
+    with pytest.raises(tracking.Terminated):
+        with tracking.start_run("signalled", {}):
+            tracking.log_epoch(1, {"val_acc": 0.75})
+            raise AssertionError("Terminated is raised as the write ends, not later")
+    client, run = finished_run(mlflow_store, "signalled")
+    assert run.info.status == "KILLED"
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val_acc")] == [0.75]  # the write is whole
+
+
 def test_the_experiment_is_of_kind_custom_model_development_new_or_old(mlflow_store):
     client = MlflowClient(mlflow_store)
     client.create_experiment("made-before-the-tag")
