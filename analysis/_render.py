@@ -228,16 +228,20 @@ def unlabelled_markdown(rows: list[dict]) -> str:
     for row in rows:
         interval = f" [{fmt.fixed(row['gain_low'], 4, True)}, {fmt.fixed(row['gain_high'], 4, True)}]" \
             if row["gain_low"] is not None else ""
-        def before(side):
-            return f" (+{fmt.duration(row[f'{side}_extra_seconds'])} before)" if row[f"{side}_extra_seconds"] else ""
         cells.append([row["method"], "full" if row["limit"] is None else f"--limit {row['limit']}",
                       fmt.fixed(row["without_test_acc"]), fmt.fixed(row["without_test_auc"]),
-                      fmt.duration(row["without_train_seconds"]) + before("without"), row["with_what"],
+                      _with_before(row, "without"), row["with_what"],
                       fmt.fixed(row["with_test_acc"]), fmt.fixed(row["with_test_auc"]),
-                      fmt.duration(row["with_train_seconds"]) + before("with"),
+                      _with_before(row, "with"),
                       fmt.fixed(row["gain"], 4, True) + interval,
                       f"{row['without_run_id'][:8]}, {row['with_run_id'][:8]}"])
     return fmt.markdown_table(header, cells)
+
+
+def _with_before(row: dict, side: str) -> str:
+    """A side's training time, and in parentheses what had to run first."""
+    extra = row[f"{side}_extra_seconds"]
+    return fmt.duration(row[f"{side}_train_seconds"]) + (f" (+{fmt.duration(extra)} before)" if extra else "")
 
 
 def unlabelled_section(rows: list[dict], experiment: str) -> str:

@@ -344,8 +344,9 @@ def precision_rows(runs: list[Run], select: str) -> list[dict]:
 
 # What the unlabelled reviews buy: each method trained without them and with them, side by side.
 UNLABELLED_COLUMNS = ["method", "limit", "without_run_id", "without_test_acc", "without_test_auc",
-                      "without_train_seconds", "without_extra_seconds", "with_what", "with_run_id", "with_test_acc", "with_test_auc",
-                      "with_train_seconds", "with_extra_seconds", "gain", "gain_low", "gain_high", "gain_n"]
+                      "without_train_seconds", "without_extra_seconds", "with_what", "with_run_id", "with_test_acc",
+                      "with_test_auc", "with_train_seconds", "with_extra_seconds", "gain", "gain_low", "gain_high",
+                      "gain_n"]
 MLM_SUFFIX = "+mlm"  # the model tag of an encoder fine-tuned from an mlm run (recipes/encoder.py)
 
 
@@ -402,7 +403,8 @@ def _ensemble_use(run: Run, by_id: dict[str, Run]) -> tuple[str, bool, str, floa
     members = [by_id.get(run_id) for run_id in run.params.get("members", "").split(",") if run_id]
     if not members or None in members:
         return None
-    learnt = [member for member in members if (unlabelled_use(member, by_id) or (None, False))[1]]
+    uses = [unlabelled_use(member, by_id) for member in members]
+    learnt = [member for member, use in zip(members, uses) if use is not None and use[1]]
     seconds = [total_train_seconds(member, by_id) for member in members]
     return "stacked ensemble", bool(learnt), \
         "members that did: " + ", ".join(f"{member.family} {member.run_id[:8]}" for member in learnt), \

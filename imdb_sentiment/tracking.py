@@ -64,7 +64,7 @@ def whole_write():
 
     Raised in the middle of a SQLite write, Terminated left the write's transaction holding
     the database lock, so ending the run KILLED then failed with "database is locked" and
-    the run stayed RUNNING (test_tracking's SIGTERM test, on a loaded CI machine)."""
+    the run stayed RUNNING (seen in test_tracking's SIGTERM test on a loaded machine)."""
     _Writing.depth += 1
     try:
         yield

@@ -81,11 +81,15 @@ def _write_cache(cache: Path, known: dict) -> None:
         print(f"note: cannot cache the teacher's probabilities at {cache} ({error})", flush=True)
 
 
-def teacher_probabilities(teacher: combine.Member, keys: list[str], reviews: list[str], cache: Path,
-                          precision: str = "fp32") -> np.ndarray:
+def teacher_probabilities(teacher: combine.Member, keys: list[str], reviews: list[str],
+                          requested_precision: str) -> np.ndarray:
     """P(positive) the teacher gives each review (keys: "<file>:<id>"), scored by its logged model
-    (its encoders in `precision`, serving.PRECISION_VARIABLE) where the cache at `cache` does not
+    (its encoders in the precision `requested_precision` resolves to, serving.PRECISION_VARIABLE,
+    logged to the active run as teacher_precision_resolved) where that precision's cache does not
     hold it yet."""
+    precision = serving.resolve_scoring_precision(requested_precision)
+    tracking.log_params({"teacher_precision_resolved": precision})
+    cache = cache_path(teacher, precision)
     known = {}
     if cache.exists():
         frame = pd.read_csv(cache, dtype={"key": str})
@@ -118,9 +122,7 @@ def train(config: DistillConfig, prepared: Prepared, splits: data.Splits, on_epo
     if unlabeled is not None:
         keys += [f"unlabeled:{i}" for i in unlabeled["id"]]
         reviews += list(unlabeled["review"])
-    precision = serving.resolve_scoring_precision(config.teacher_precision)  # the cache is the one it makes
-    tracking.log_params({"teacher_precision_resolved": precision})
-    teacher_probs = teacher_probabilities(teacher, keys, reviews, cache_path(teacher, precision), precision)
+    teacher_probs = teacher_probabilities(teacher, keys, reviews, config.teacher_precision)
     soft = combine.sigmoid(combine.logit(teacher_probs) / config.temperature)
     targets = soft.copy()
     labelled = len(train_rows)

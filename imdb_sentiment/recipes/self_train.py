@@ -49,10 +49,8 @@ def train(config: SelfTrainConfig, prepared: Prepared, splits: data.Splits, on_e
     teacher = prepared.context["teacher"]
     unlabeled = data.unlabelled_reviews(config.data_dir, 2 * config.limit if config.limit else None)
     reviews = list(unlabeled["review"])
-    precision = serving.resolve_scoring_precision(config.teacher_precision)  # the cache is the one it makes
-    tracking.log_params({"teacher_precision_resolved": precision})
     probs = distill.teacher_probabilities(teacher, [f"unlabeled:{i}" for i in unlabeled["id"]], reviews,
-                                          distill.cache_path(teacher, precision), precision)
+                                          config.teacher_precision)
 
     def new_pipeline():
         return linear.build_pipeline(config.ngram_max, config.max_length, config.hash_bits, config.min_df,
